@@ -1,0 +1,216 @@
+"""Finding which vintage models a text names: longest alias first, reissues and other makes ruled out.
+
+All aliases compile into one regex shaped like a trie, so one pass over the text finds them all and the
+longest name wins ("MS-20 mini" beats "MS-20"). Separators are flexible between letter and digit runs,
+so "MS-20", "MS20", "ms 20" and "Mono / Poly" match their alias.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.normalise import alias_key, normalise
+from pipeline.rules import Rules
+
+_RUN = re.compile(r"[^\W\d_]+|\d+|[^\w\s\-/.]", re.UNICODE)
+_SEP = r"(?:\s*[-/.]?\s*)"
+_BOUNDARY_BEFORE = r"(?<![A-Za-z0-9])"
+_BOUNDARY_AFTER = r"(?![A-Za-z0-9])"
+
+
+
+_FIRST_RUN = re.compile(r"[a-z]+|[0-9]+|[^\x00-\x7f\W\d_]+")
+
+
+def _run_starts(text: str, run: str) -> Iterator[int]:
+    """Where `run` begins a word (no ASCII letter or digit right before it)."""
+    pos = text.find(run)
+    while pos != -1:
+        if pos == 0 or not (text[pos - 1].isascii() and text[pos - 1].isalnum()):
+            yield pos
+        pos = text.find(run, pos + 1)
+
+
+Kind = Literal["model", "korg_only", "exclusion", "make"]
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTarget:
+    kind: Kind
+    name: str  # canonical model, exclusion name, or make
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMatch:
+    target: AliasTarget
+    text: str
+    start: int
+    end: int
+
+
+def _runs(alias: str) -> list[str]:
+    return [r.lower() for r in _RUN.findall(alias)]
+
+
+_SEP_ATOM = "\x00"  # stands for a flexible separator between two runs of an alias
+
+
+def _atoms(alias: str) -> list[str]:
+    """An alias as trie atoms: its characters, with a separator atom between letter and digit runs."""
+    atoms: list[str] = []
+    for index, run in enumerate(_runs(alias)):
+        if index:
+            atoms.append(_SEP_ATOM)
+        atoms.extend(run)
+    return atoms
+
+
+def _trie_regex(node: dict[str, dict]) -> str | None:
+    """A regex for a character trie: one branch per distinct next character, so matching never tries
+    two aliases that start alike one after the other; where an alias may end, the rest is optional
+    (greedy, so the longest alias wins)."""
+    branches = []
+    for atom in sorted(k for k in node if k):
+        child = node[atom]
+        rest = _trie_regex(child)
+        if rest is not None and "" in child:
+            rest = f"(?:{rest})?"
+        head = _SEP if atom == _SEP_ATOM else re.escape(atom)
+        branches.append(head + (rest or ""))
+    if not branches:
+        return None
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+
+class AliasMatcher:
+    """Matches every model, exclusion and other make of the rules in one pass."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.targets: dict[str, AliasTarget] = {}
+        trie: dict[str, dict] = {}
+
+        self.targets_aliases: list[str] = []
+
+        def add(alias: str, target: AliasTarget) -> None:
+            atoms = _atoms(alias)
+            if not atoms:
+                return
+            self.targets_aliases.append(normalise(alias))
+            self.targets.setdefault(alias_key(alias), target)
+            node = trie
+            for atom in atoms:
+                node = node.setdefault(atom, {})
+            node[""] = {}
+
+        for make in rules.other_makes:
+            add(make, AliasTarget("make", make))
+        for exclusion in rules.exclusions:
+            for alias in (exclusion.name, *exclusion.aliases):
+                add(alias, AliasTarget("exclusion", exclusion.name))
+        for model in rules.models.values():
+            # Korg-only first: a canonical name such as "Delta" may itself be an ordinary word.
+            for alias in model.korg_only_aliases:
+                add(alias, AliasTarget("korg_only", model.name))
+        for model in rules.models.values():
+            for alias in (model.name, *model.aliases):
+                add(alias, AliasTarget("model", model.name))
+        # Case-sensitive over lower-cased text, with boundaries checked after the match: this keeps the
+        # pattern a branch of literals, which lets the regex engine skip ahead by first character (an
+        # IGNORECASE pattern or a leading look-behind makes it try every alias at every position, 15x slower).
+        pattern = _trie_regex(trie) or "(?!)"
+        self.regex = re.compile(pattern + _BOUNDARY_AFTER)
+        # Even a trie regex tries a node's branches one by one, so it is run only where a word starts
+        # with the first run of some alias: a cheap word scan plus a set look-up skip the rest of the text.
+        self.first_runs = frozenset(
+            m.group() for a in self.targets_aliases for m in [_FIRST_RUN.match(a.lower())] if m
+        )
+        self.regex_any_case = re.compile(f"{_BOUNDARY_BEFORE}{pattern}{_BOUNDARY_AFTER}", re.IGNORECASE)
+
+    def _scan_words(self, lowered: str) -> list[re.Match[str]]:
+        hits = self.first_runs.intersection(_FIRST_RUN.findall(lowered))
+        if not hits:  # the common case for a body: no word could start an alias
+            return []
+        starts = sorted({pos for run in hits for pos in _run_starts(lowered, run)})
+        matches: list[re.Match[str]] = []
+        end = 0
+        for start in starts:
+            if start < end:
+                continue
+            match = self.regex.match(lowered, start)
+            if match is not None:
+                end = match.end()
+                matches.append(match)
+        return matches
+
+    def find(self, text: str) -> list[AliasMatch]:
+        """Every alias in `text` (already normalised), left to right, never overlapping."""
+        lowered = text.lower()
+        # A rare character whose lower case is longer ("İ") would shift spans: match such text as written.
+        found = self._scan_words(lowered) if len(lowered) == len(text) else self.regex_any_case.finditer(text)
+        matches = []
+        for m in found:
+            raw = text[m.start() : m.end()]
+            target = self.targets.get(alias_key(raw))
+            if target is not None:
+                matches.append(AliasMatch(target, raw, m.start(), m.end()))
+        return matches
+
+
+def mentions_korg(text: str) -> bool:
+    return "korg" in text.lower() or "コルグ" in text
+
+
+_MAKE_GAP = re.compile(r"^[\s\-:,'\"()]*$")
+# A name that only describes another thing: "case for Korg MS-20", "(MS-20 clone)", "Polysix knobs".
+_NOT_THE_INSTRUMENT_BEFORE = re.compile(
+    r"(?:\b(?:service\s*|owner'?s\s*|user\s*)?manual|\bschematics?|\bhandbuch|\bknobs?|\bdecals?|\boverlay"
+    r"|\bfor|\bfits|\bfür|\bpour|\bper|\bpara|\blike|\bstyle|\bclone of|\bcompatible with|用|向け)"
+    r"\s*(?:an?\s+|the\s+|die\s+|den\s+|le\s+|la\s+|il\s+)?(?:korg\s*)?$",
+    re.IGNORECASE,
+)
+_NOT_THE_INSTRUMENT_AFTER = re.compile(
+    r"^\s*[-:]?\s*(?:clone|copy|replica|style|type|case|flight\s*case|gig\s*bag|bag|cover|dust\s*cover|manual|"
+    r"service\s*manual|schematics?|parts?|knobs?|keys?|pcb|board|decals?|overlay|stickers?|power\s*supply|psu|"
+    r"cables?|patch\s*cables?|plugin|plug-in|vst|emulation|sample(?:s|\s*pack)?|patches|soundset|t-?shirt|poster)\b",
+    re.IGNORECASE,
+)
+
+
+def describes_something_else(text: str, start: int, end: int) -> bool:
+    """Whether the words around a model name say the listing is of an accessory, a clone or a plugin."""
+    return bool(
+        _NOT_THE_INSTRUMENT_BEFORE.search(text[max(0, start - 30) : start])
+        or _NOT_THE_INSTRUMENT_AFTER.search(text[end : end + 30])
+    )
+
+
+def resolve(matches: list[AliasMatch], text: str, korg_named: bool) -> tuple[list[AliasMatch], list[str]]:
+    """Keep the vintage model matches; return them with the names of the exclusions that were recognised.
+
+    A model alias right after another make's name ("Behringer MS-1") belongs to that make. Aliases that are
+    ordinary words ("Delta") count only when the listing names Korg.
+    """
+    kept: list[AliasMatch] = []
+    excluded: list[str] = []
+    previous: AliasMatch | None = None
+    for match in matches:
+        kind = match.target.kind
+        if kind == "exclusion":
+            excluded.append(match.target.name)
+        elif kind in ("model", "korg_only"):
+            after_make = (
+                previous is not None
+                and previous.target.kind == "make"
+                and _MAKE_GAP.match(text[previous.end : match.start]) is not None
+            )
+            if after_make:
+                excluded.append(f"{previous.target.name} {match.text}")  # type: ignore[union-attr]
+            elif describes_something_else(text, match.start, match.end):
+                excluded.append(f"not the instrument: {text[max(0, match.start - 12) : match.end + 12].strip()}")
+            elif kind == "model" or korg_named:
+                kept.append(match)
+        previous = match
+    return kept, excluded

@@ -1,0 +1,90 @@
+"""Text normalisation that keeps a map back to the original, so spans found in clean text highlight the raw one.
+
+Sellers write full-width digits (１４４５７１), the register writes non-breaking hyphens (MS‑20), and Greek
+model letters arrive as look-alike maths symbols (∆ for Δ). Matching runs on the normalised text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Applied after NFKC: dashes to "-", odd spaces to " ", quotes used as digit-group separators to "'",
+# maths look-alikes to the Greek capitals Korg printed, invisible characters dropped.
+_TRANSLATION = {
+    **{ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"},
+    **{ord(c): " " for c in "\u00a0\u2007\u2009\u200a\u202f\u205f\u3000\t"},
+    **{ord(c): "'" for c in "\u2018\u2019\u2032\u00b4\u0060"},
+    **{ord(c): "" for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad"},
+    ord("\u2206"): "Δ",  # INCREMENT
+    ord("\u2211"): "Σ",  # N-ARY SUMMATION
+    ord("\u039b"): "Λ",
+}
+_NEEDS_TRANSLATION = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSLATION) + "]")
+
+
+def _needs_work(text: str) -> bool:
+    return (not text.isascii() and (
+        not unicodedata.is_normalized("NFKC", text) or _NEEDS_TRANSLATION.search(text) is not None
+    )) or "\t" in text
+
+
+def _clusters(text: str) -> list[tuple[int, str]]:
+    """Split into a base character plus its combining marks, the unit NFKC may compose."""
+    clusters: list[tuple[int, str]] = []
+    for index, char in enumerate(text):
+        if clusters and unicodedata.combining(char):
+            start, chunk = clusters[-1]
+            clusters[-1] = (start, chunk + char)
+        else:
+            clusters.append((index, char))
+    return clusters
+
+
+def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
+    """The normalised text and, for each of its characters, the index of the original character it came from.
+
+    The map is None when nothing changed (the common, fast case: plain ASCII text).
+    """
+    if not _needs_work(text):
+        return text, None
+    parts: list[str] = []
+    origin: list[int] = []
+    for start, chunk in _clusters(text):
+        piece = unicodedata.normalize("NFKC", chunk).translate(_TRANSLATION)
+        parts.append(piece)
+        origin.extend([start] * len(piece))
+    result = "".join(parts)
+    if not unicodedata.is_normalized("NFKC", result):
+        # A rare sequence composes only across clusters: normalise whole, keep the map approximate.
+        result = unicodedata.normalize("NFKC", result).translate(_TRANSLATION)
+        origin = [min(i, len(text) - 1) for i in range(len(result))] if text else []
+    return result, origin
+
+
+def normalise(text: str) -> str:
+    """NFKC, dashes, spaces, digit-group quotes and Greek look-alikes made uniform."""
+    return normalise_with_map(text)[0]
+
+
+def original_span(origin: list[int] | None, start: int, end: int, original_length: int) -> tuple[int, int]:
+    """Translate a [start, end) span of the normalised text back to the original text."""
+    if origin is None:
+        return start, end
+    if not origin:
+        return 0, 0
+    first = origin[min(start, len(origin) - 1)]
+    if end >= len(origin):
+        last = original_length
+    else:
+        # The original index of the first normalised char after the span marks the span's end.
+        last = origin[end] if origin[end] > origin[end - 1] else origin[end - 1] + 1
+    return first, max(first, min(last, original_length))
+
+
+_ALIAS_SEPARATORS = re.compile(r"[\s\-/.]+")
+
+
+def alias_key(name: str) -> str:
+    """The form two names must share to be the same alias: 'MS-20', 'MS 20' and 'ms20' all give 'ms20'."""
+    return _ALIAS_SEPARATORS.sub("", normalise(name)).casefold()

@@ -1,0 +1,209 @@
+"""Finding the strings in a listing that may be serial numbers, and only those.
+
+Sellers introduce serials with cue words in many languages ("S/N", "Seriennummer", "製造番号"), write them
+with digit-group separators ("388'831", "373 101") or after a hash ("#144990"), and surround them with
+numbers that are not serials: prices, years, phone numbers, postcodes, eBay item numbers, model names.
+Cue-word candidates are trusted; a bare six-digit number is taken only where nothing says it is something else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.results import Field, SerialCandidate
+
+# Written in lower case and matched case-sensitively over lower-cased text: every alternative then starts
+# with a literal, which lets the regex engine skip ahead by first character (30 us per KB instead of 460).
+_CUE = (
+    r"s(?:\s*/\s*n(?:o|°)?|\.\s*n\.|n(?![a-z])"
+    r"|er(?:ial|\.)?\s*(?:number|num\.?|nr\.?|no\.?|n°|#)|erial(?:nummer)?"
+    r"|erien\s*-?\s*(?:nummer|nr\.?)|eriennr\.?)"
+    r"|n(?:um[ée]ro\s+de\s+s[ée]rie|[°º]\s*de\s+s[ée]rie|o\s+de\s+s[ée]rie|umero\s+di\s+serie"
+    r"|\.?\s*di\s+serie|[úu]mero\s+de\s+serie|[úu]m\.?\s+de\s+serie)"
+    r"|matricola|製造番号|製番|シリアル(?:番号|ナンバー|no\.?|number)?"
+)
+_VALUE = (
+    r"(?P<value>53 \d{6}(?!\d)"  # Hagström importer plate
+    r"|\d{1,3}(?:['., ]\d{3})+(?![\d'])"  # 388'831, 373 101
+    r"|[a-z]{0,3}\d[a-z0-9]*)"  # 144571, 1703C036, ZU72723
+)
+_CUED_TAIL = r"\s*(?:[:#=.\-]|no\.?|nr\.?|n°)?\s*(?:#\s*)?(?:is\s+|ist\s+|est\s+)?"
+_CUED = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}")
+_CUED_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}", re.IGNORECASE)
+_DIGIT_RUN = re.compile(r"[0-9]{3,}")
+_DIGIT_TABLE = bytes(c if 48 <= c <= 57 else 32 for c in range(256))
+_URL = re.compile(r"https?://\S+|www\.\S+")
+# Every cue contains one of these: cue-word candidates are looked for only around where they occur.
+_CUE_WORDS = (
+    "s/", "s /", "s.n", "sn", "ser.", "ser ", "ser#", "serial", "serien", "série", "serie", "matricola",
+    "製", "シリアル",
+)
+_BARE_BEFORE_FORBIDDEN = frozenset(".,'/$€£¥#+-_")
+_BARE_AFTER_FORBIDDEN = frozenset("%°_")
+
+# Words that make a nearby bare number something other than a serial (checked with endswith/startswith,
+# which costs far less than a regex over the window).
+_NOT_SERIAL_BEFORE = (
+    "usd", "eur", "gbp", "jpy", "chf", "cad", "aud", "sek", "nok", "dkk", "price", "preis", "prix", "prezzo",
+    "precio", "価格", "item", "artikel", "article", "ebay", "listing", "order", "auction", "lot", "ref", "tel",
+    "phone", "fax", "call", "mobile", "zip", "postcode", "post code", "plz", "cp", "cap", "〒", "code", "id",
+    "$", "€", "£", "¥", "₩",
+)
+_NUMBER_WORDS = ("number", "no", "nr", "num", "#")
+_NOT_SERIAL_AFTER = (
+    "円", "yen", "€", "$", "eur", "usd", "gbp", "jpy", "chf", "sek", "nok", "dkk", "kr ", "kr.", ",-", "dollar",
+    "euro", "pound", "km", "miles", "views", "hits", "followers", "likes", "bid",
+)
+_SEPARATORS = " :#.-\t\n"
+
+
+def _ends_with_word(text: str, words: tuple[str, ...]) -> str | None:
+    """The word of `words` that `text` ends with as a whole word (not "pilot" for "lot"), if any."""
+    for word in words:
+        if text.endswith(word):
+            before = text[-len(word) - 1 : -len(word)]
+            if not (before.isascii() and before.isalpha()) or not word.isalpha():
+                return word
+    return None
+
+
+def _is_other_number(before: str, after: str) -> bool:
+    """Whether the words around a bare number make it a price, an item number, a phone number or a postcode."""
+    if (before[-2:-1].isdigit() and before[-1:] in " -/)") or (after[:1] in " -/(" and after[1:2].isdigit()):
+        return True  # a group of a longer number: a phone number, a date
+    stripped = before.lower().rstrip(_SEPARATORS)
+    number_word = _ends_with_word(stripped, _NUMBER_WORDS)
+    if number_word:
+        stripped = stripped[: -len(number_word)].rstrip(_SEPARATORS)
+    return _ends_with_word(stripped, _NOT_SERIAL_BEFORE) is not None or after.lower().lstrip().startswith(
+        _NOT_SERIAL_AFTER
+    )
+
+
+def canonical_serial(raw: str) -> str:
+    """Drop digit-group separators and upper-case letters: "388'831" -> "388831"."""
+    return re.sub(r"['., ]", "", raw).upper()
+
+
+def _plausible_cued(value: str) -> bool:
+    """A cue followed by "2 owners" or "ok" is no serial: ask for four digits, or five characters with a letter."""
+    digits = sum(c.isdigit() for c in value)
+    return digits >= 4 or (digits >= 2 and len(value) >= 5)
+
+
+def _bare_is_serial(text: str, start: int, end: int) -> bool:
+    return not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12])
+
+
+def _digit_runs(text: str) -> list[tuple[int, int]]:
+    """Start and end of every run of three or more ASCII digits (shorter runs are never a serial's digits).
+
+    ASCII text is split with C-speed bytes operations; skipping a short run cannot misplace a longer one,
+    because a run of three or more digits never lies inside a shorter one.
+    """
+    if not text.isascii():
+        return [m.span() for m in _DIGIT_RUN.finditer(text) if m.end() - m.start() >= 3]
+    runs = []
+    position = 0
+    for token in text.encode().translate(_DIGIT_TABLE).split():
+        if len(token) >= 3:
+            start = text.find(token.decode(), position)
+            position = start + len(token)
+            runs.append((start, position))
+    return runs
+
+
+def _cue_word_positions(lowered: str) -> list[int]:
+    """Where a cue word may start, found with plain substring search; sorted for bisection."""
+    positions = []
+    for word in _CUE_WORDS:
+        at = lowered.find(word)
+        while at != -1:
+            positions.append(at)
+            at = lowered.find(word, at + 1)
+    positions.sort()
+    return positions
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start < s_end and s_start < end for s_start, s_end in spans)
+
+
+def _bare_at(text: str, start: int, end: int) -> int | None:
+    """The end of a bare serial starting at this digit run (144571, Swiss 388'831), or None."""
+    if end - start == 3 and text[end : end + 1] == "'" and text[end + 1 : end + 4].isdigit():
+        end += 4
+        if text[end : end + 1].isdigit():
+            return None
+    elif end - start != 6:
+        return None
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalnum() or before in _BARE_BEFORE_FORBIDDEN or after.isalnum() or after in _BARE_AFTER_FORBIDDEN:
+        return None
+    if after in ".,'" and text[end + 1 : end + 2].isdigit():
+        return None
+    return end if _bare_is_serial(text, start, end) else None
+
+
+def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[int, int]],
+                     field: Field) -> list[SerialCandidate]:
+    """Candidates introduced by a cue word, read only in windows around where a cue word occurs."""
+    found: list[SerialCandidate] = []
+    covered = 0
+    any_case = len(lowered) != len(text)
+    for position in cues:
+        if position < covered:
+            continue
+        window = (max(covered, position - 12), min(len(text), position + 60))
+        matches = _CUED_ANY_CASE.finditer(text, *window) if any_case else _CUED.finditer(lowered, *window)
+        for match in matches:
+            cue_start = match.start("cue")
+            if cue_start > 0 and text[cue_start - 1].isascii() and text[cue_start - 1].isalpha():
+                continue  # "plans/n", "usn": the cue is the end of another word
+            start = match.start("value")
+            value = text[start : match.end("value")].rstrip(".,'")
+            end = start + len(value)
+            if _plausible_cued(value) and not (skip and _inside(start, end, skip)):
+                cue = text[cue_start : match.end("cue")]
+                found.append(SerialCandidate(canonical_serial(value), value, field, start, end, cue))
+                covered = end
+                break
+    return found
+
+
+def extract_serial_candidates(
+    text: str, field: Field, skip: list[tuple[int, int]] | None = None, *, cued_only: bool = False
+) -> list[SerialCandidate]:
+    """Candidates in a normalised text, in order of position; spans index that same text.
+
+    Cue-word candidates are read around the places a cue word occurs (found by plain substring search);
+    hash and bare numbers from the runs of digits. `cued_only` skips the latter, for a body whose title
+    already gave a serial. `skip` spans (model names) and URLs never yield a candidate.
+    """
+    lowered = text.lower()
+    skip = list(skip or ())
+    if "http" in lowered or "www." in lowered:
+        skip += [m.span() for m in _URL.finditer(lowered)]
+    cues = _cue_word_positions(lowered)
+    found = _cued_candidates(text, lowered, cues, skip, field) if cues else []
+    if cued_only:
+        return found
+    taken = [(c.start, c.end) for c in found]
+    for run_start, run_end in _digit_runs(text):
+        if (taken and _inside(run_start, run_end, taken)) or (skip and _inside(run_start, run_end, skip)):
+            continue
+        length = run_end - run_start
+        hash_before = text[run_start - 1 : run_start] == "#" or text[max(0, run_start - 2) : run_start] == "# "
+        if hash_before and 4 <= length <= 8:
+            hash_at = text.rfind("#", 0, run_start)
+            if hash_at == 0 or not (text[hash_at - 1].isalnum() or text[hash_at - 1] in "&_"):
+                value = text[run_start:run_end]
+                found.append(SerialCandidate(value, value, field, run_start, run_end, "#"))
+                continue
+        bare_end = _bare_at(text, run_start, run_end)
+        if bare_end is not None:
+            value = text[run_start:bare_end]
+            found.append(SerialCandidate(canonical_serial(value), value, field, run_start, bare_end, None))
+    found.sort(key=lambda c: c.start)
+    return found
