@@ -97,15 +97,17 @@ def _listing_from_line(raw: bytes, where: str) -> dict[str, Any]:
 
 @contextmanager
 def _open_input(path: str) -> Iterator[BinaryIO]:
+    """The input stream; only a failure to open it is reported as unreadable input."""
     if path == "-":
         yield sys.stdin.buffer
-    else:
-        try:
-            with open(path, "rb") as handle:
-                yield handle
-        except OSError as exc:
-            typer.echo(f"{path}: cannot read ({exc.strerror})", err=True)
-            raise typer.Exit(2) from None
+        return
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; errors of the body must not read as open errors
+    except OSError as exc:
+        typer.echo(f"{path}: cannot read ({exc.strerror})", err=True)
+        raise typer.Exit(2) from None
+    with handle:
+        yield handle
 
 
 def analyze(
@@ -130,8 +132,14 @@ def analyze(
                 typer.echo(str(exc), err=True)
                 continue
             result = analyser.analyse(record["title"], record.get("body") or "")
-            out.write(json.dumps({**record, **result.to_dict()}, ensure_ascii=False) + "\n")
-    out.flush()
+            try:
+                out.write(json.dumps({**record, **result.to_dict()}, ensure_ascii=False) + "\n")
+            except BrokenPipeError:
+                raise typer.Exit(0) from None
+    try:
+        out.flush()
+    except BrokenPipeError:  # the reader (head, less) has gone: not an error of ours
+        raise typer.Exit(0) from None
     if errors:
         typer.echo(f"{errors} line(s) skipped.", err=True)
         raise typer.Exit(1)
