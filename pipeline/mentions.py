@@ -93,6 +93,7 @@ class AliasMatcher:
         trie: dict[str, dict] = {}
 
         self.targets_aliases: list[str] = []
+        self._raw_targets: dict[str, AliasTarget | None] = {}
 
         def add(alias: str, target: AliasTarget) -> None:
             atoms = _atoms(alias)
@@ -145,6 +146,16 @@ class AliasMatcher:
                 matches.append(match)
         return matches
 
+    def _target_of(self, raw: str) -> AliasTarget | None:
+        """The model, exclusion or make a matched text names (memoised: the same few spellings recur)."""
+        try:
+            return self._raw_targets[raw]
+        except KeyError:
+            if len(self._raw_targets) > 10_000:
+                self._raw_targets.clear()
+            target = self._raw_targets[raw] = self.targets.get(alias_key(raw))
+            return target
+
     def find(self, text: str) -> list[AliasMatch]:
         """Every alias in `text` (already normalised), left to right, never overlapping."""
         lowered = text.lower()
@@ -153,7 +164,7 @@ class AliasMatcher:
         matches = []
         for m in found:
             raw = text[m.start() : m.end()]
-            target = self.targets.get(alias_key(raw))
+            target = self._target_of(raw)
             if target is not None:
                 matches.append(AliasMatch(target, raw, m.start(), m.end()))
         return matches
@@ -165,26 +176,35 @@ def mentions_korg(text: str) -> bool:
 
 _MAKE_GAP = re.compile(r"^[\s\-:,'\"()]*$")
 # A name that only describes another thing: "case for Korg MS-20", "(MS-20 clone)", "Polysix knobs".
-_NOT_THE_INSTRUMENT_BEFORE = re.compile(
-    r"(?:\b(?:service\s*|owner'?s\s*|user\s*)?manual|\bschematics?|\bhandbuch|\bknobs?|\bdecals?|\boverlay"
-    r"|\bfor|\bfits|\bfür|\bpour|\bper|\bpara|\blike|\bstyle|\bclone of|\bcompatible with|用|向け)"
-    r"\s*(?:an?\s+|the\s+|die\s+|den\s+|le\s+|la\s+|il\s+)?(?:korg\s*)?$",
-    re.IGNORECASE,
-)
-_NOT_THE_INSTRUMENT_AFTER = re.compile(
-    r"^\s*[-:]?\s*(?:clone|copy|replica|style|type|case|flight\s*case|gig\s*bag|bag|cover|dust\s*cover|manual|"
-    r"service\s*manual|schematics?|parts?|knobs?|keys?|pcb|board|decals?|overlay|stickers?|power\s*supply|psu|"
-    r"cables?|patch\s*cables?|plugin|plug-in|vst|emulation|sample(?:s|\s*pack)?|patches|soundset|t-?shirt|poster)\b",
-    re.IGNORECASE,
-)
+# Checked as set look-ups of the one or two words next to the name: a regex per mention costs far more.
+_NOT_THE_INSTRUMENT_BEFORE = frozenset({
+    "manual", "schematic", "schematics", "handbuch", "knob", "knobs", "decal", "decals", "overlay", "for",
+    "fits", "für", "pour", "per", "para", "like", "style", "clone of", "compatible with",
+})
+_ARTICLES = frozenset({"an", "a", "the", "die", "den", "le", "la", "il", "korg"})
+_NOT_THE_INSTRUMENT_AFTER = frozenset({
+    "clone", "copy", "replica", "style", "type", "case", "flight case", "gig bag", "bag", "cover", "dust cover",
+    "manual", "service manual", "schematic", "schematics", "part", "parts", "knob", "knobs", "key", "keys", "pcb",
+    "board", "decal", "decals", "overlay", "sticker", "stickers", "power supply", "psu", "cable", "cables",
+    "patch cable", "patch cables", "plugin", "plug-in", "vst", "emulation", "sample", "samples", "sample pack",
+    "patches", "soundset", "t-shirt", "tshirt", "poster",
+})
+_JAPANESE_FOR = ("用", "向け")  # "MS-20用ケース": a case for an MS-20
+_WORD_EDGE = ".,;:!?()[]{}\"'"
 
 
 def describes_something_else(text: str, start: int, end: int) -> bool:
     """Whether the words around a model name say the listing is of an accessory, a clone or a plugin."""
-    return bool(
-        _NOT_THE_INSTRUMENT_BEFORE.search(text[max(0, start - 30) : start])
-        or _NOT_THE_INSTRUMENT_AFTER.search(text[end : end + 30])
-    )
+    after_raw = text[end : end + 30]
+    if after_raw.startswith(_JAPANESE_FOR):
+        return True
+    before = [w.strip(_WORD_EDGE) for w in text[max(0, start - 30) : start].lower().split()]
+    while before and before[-1] in _ARTICLES:
+        before.pop()
+    if before and (before[-1] in _NOT_THE_INSTRUMENT_BEFORE or " ".join(before[-2:]) in _NOT_THE_INSTRUMENT_BEFORE):
+        return True
+    after = [w.strip(_WORD_EDGE) for w in after_raw.lower().lstrip("-: ").split(None, 2)[:2]]
+    return bool(after) and (after[0] in _NOT_THE_INSTRUMENT_AFTER or " ".join(after) in _NOT_THE_INSTRUMENT_AFTER)
 
 
 def resolve(matches: list[AliasMatch], text: str, korg_named: bool) -> tuple[list[AliasMatch], list[str]]:

@@ -38,6 +38,7 @@ _CUE_WORDS = (
     "s/", "s /", "s.n", "sn", "ser.", "ser ", "ser#", "serial", "serien", "série", "serie", "matricola",
     "製", "シリアル",
 )
+_SHORT_TEXT = 200  # up to this length a text is read with one cue-regex pass
 _BARE_BEFORE_FORBIDDEN = frozenset(".,'/$€£¥#+-_")
 _BARE_AFTER_FORBIDDEN = frozenset("%°_")
 
@@ -147,7 +148,7 @@ def _bare_at(text: str, start: int, end: int) -> int | None:
 
 
 def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[int, int]],
-                     field: Field) -> list[SerialCandidate]:
+                     field: Field, window: int = 60) -> list[SerialCandidate]:
     """Candidates introduced by a cue word, read only in windows around where a cue word occurs."""
     found: list[SerialCandidate] = []
     covered = 0
@@ -155,8 +156,8 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
     for position in cues:
         if position < covered:
             continue
-        window = (max(covered, position - 12), min(len(text), position + 60))
-        matches = _CUED_ANY_CASE.finditer(text, *window) if any_case else _CUED.finditer(lowered, *window)
+        span = (max(covered, position - 12), min(len(text), position + window))
+        matches = _CUED_ANY_CASE.finditer(text, *span) if any_case else _CUED.finditer(lowered, *span)
         for match in matches:
             cue_start = match.start("cue")
             if cue_start > 0 and text[cue_start - 1].isascii() and text[cue_start - 1].isalpha():
@@ -168,7 +169,6 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
                 cue = text[cue_start : match.end("cue")]
                 found.append(SerialCandidate(canonical_serial(value), value, field, start, end, cue))
                 covered = end
-                break
     return found
 
 
@@ -185,8 +185,11 @@ def extract_serial_candidates(
     skip = list(skip or ())
     if "http" in lowered or "www." in lowered:
         skip += [m.span() for m in _URL.finditer(lowered)]
-    cues = _cue_word_positions(lowered)
-    found = _cued_candidates(text, lowered, cues, skip, field) if cues else []
+    if len(text) <= _SHORT_TEXT:  # a title: one regex pass is cheaper than looking for each cue word
+        found = _cued_candidates(text, lowered, [0], skip, field, window=len(text))
+    else:
+        cues = _cue_word_positions(lowered)
+        found = _cued_candidates(text, lowered, cues, skip, field) if cues else []
     if cued_only:
         return found
     taken = [(c.start, c.end) for c in found]
