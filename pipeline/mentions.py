@@ -191,20 +191,26 @@ _NOT_THE_INSTRUMENT_AFTER = frozenset({
 })
 _JAPANESE_FOR = ("用", "向け")  # "MS-20用ケース": a case for an MS-20
 _WORD_EDGE = ".,;:!?()[]{}\"'"
+_AFTER_WORDS = re.compile(
+    r"\s*[-:]?\s*(?:" + "|".join(sorted((re.escape(w) for w in _NOT_THE_INSTRUMENT_AFTER), key=len, reverse=True))
+    + r")(?![a-z0-9])"
+)
 
 
 def describes_something_else(text: str, start: int, end: int) -> bool:
     """Whether the words around a model name say the listing is of an accessory, a clone or a plugin."""
-    after_raw = text[end : end + 30]
-    if after_raw.startswith(_JAPANESE_FOR):
+    after = text[end : end + 24]
+    if after.startswith(_JAPANESE_FOR) or _AFTER_WORDS.match(after.lower()):
         return True
-    before = [w.strip(_WORD_EDGE) for w in text[max(0, start - 30) : start].lower().split()]
-    while before and before[-1] in _ARTICLES:
-        before.pop()
-    if before and (before[-1] in _NOT_THE_INSTRUMENT_BEFORE or " ".join(before[-2:]) in _NOT_THE_INSTRUMENT_BEFORE):
-        return True
-    after = [w.strip(_WORD_EDGE) for w in after_raw.lower().lstrip("-: ").split(None, 2)[:2]]
-    return bool(after) and (after[0] in _NOT_THE_INSTRUMENT_AFTER or " ".join(after) in _NOT_THE_INSTRUMENT_AFTER)
+    words = text[max(0, start - 30) : start].lower().rsplit(None, 4)
+    while words and words[-1].strip(_WORD_EDGE) in _ARTICLES:
+        words.pop()
+    if not words:
+        return False
+    last = words[-1].strip(_WORD_EDGE)
+    return last in _NOT_THE_INSTRUMENT_BEFORE or f"{words[-2] if len(words) > 1 else ''} {last}".strip(
+        _WORD_EDGE + " "
+    ) in _NOT_THE_INSTRUMENT_BEFORE
 
 
 def resolve(matches: list[AliasMatch], text: str, korg_named: bool) -> tuple[list[AliasMatch], list[str]]:

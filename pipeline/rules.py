@@ -58,8 +58,10 @@ class NumberBlock:
 
     def fits(self, serial: str) -> bool:
         """Whether a digits-only serial belongs to this block."""
-        if len(serial) != self.length or not serial.isdigit() or not serial.startswith(self.prefix):
+        if len(serial) != self.length or not serial.startswith(self.prefix) or not serial.isdigit():
             return False
+        if self.min is None and self.max is None:
+            return True
         value = int(serial)
         return not ((self.min is not None and value < self.min) or (self.max is not None and value > self.max))
 
@@ -99,7 +101,7 @@ class ModelRule:
         return frozenset(b.length for b in self.blocks)
 
     def fitting_blocks(self, serial: str) -> tuple[NumberBlock, ...]:
-        return tuple(b for b in self.blocks if b.fits(serial))
+        return tuple([b for b in self.blocks if b.fits(serial)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,11 +83,15 @@ def _is_other_number(before: str, after: str) -> bool:
 
 def canonical_serial(raw: str) -> str:
     """Drop digit-group separators and upper-case letters: "388'831" -> "388831"."""
+    if raw.isdigit():
+        return raw
     return re.sub(r"['., ]", "", raw).upper()
 
 
 def _plausible_cued(value: str) -> bool:
     """A cue followed by "2 owners" or "ok" is no serial: ask for four digits, or five characters with a letter."""
+    if value.isdigit():
+        return len(value) >= 4
     digits = sum(c.isdigit() for c in value)
     return digits >= 4 or (digits >= 2 and len(value) >= 5)
 
@@ -102,8 +106,8 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
     ASCII text is split with C-speed bytes operations; skipping a short run cannot misplace a longer one,
     because a run of three or more digits never lies inside a shorter one.
     """
-    if not text.isascii():
-        return [m.span() for m in _DIGIT_RUN.finditer(text) if m.end() - m.start() >= 3]
+    if len(text) <= _SHORT_TEXT or not text.isascii():
+        return [m.span() for m in _DIGIT_RUN.finditer(text)]
     runs = []
     position = 0
     for token in text.encode().translate(_DIGIT_TABLE).split():
@@ -127,7 +131,11 @@ def _cue_word_positions(lowered: str) -> list[int]:
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start < s_end and s_start < end for s_start, s_end in spans)
+    # A plain loop: any() over a generator costs a frame per call on this hot path.
+    for s_start, s_end in spans:  # noqa: SIM110
+        if start < s_end and s_start < end:
+            return True
+    return False
 
 
 def _bare_at(text: str, start: int, end: int) -> int | None:
@@ -192,9 +200,9 @@ def extract_serial_candidates(
         found = _cued_candidates(text, lowered, cues, skip, field) if cues else []
     if cued_only:
         return found
-    taken = [(c.start, c.end) for c in found]
+    taken = [(c.start, c.end) for c in found] + skip
     for run_start, run_end in _digit_runs(text):
-        if (taken and _inside(run_start, run_end, taken)) or (skip and _inside(run_start, run_end, skip)):
+        if taken and _inside(run_start, run_end, taken):
             continue
         length = run_end - run_start
         hash_before = text[run_start - 1 : run_start] == "#" or text[max(0, run_start - 2) : run_start] == "# "
@@ -208,5 +216,6 @@ def extract_serial_candidates(
         if bare_end is not None:
             value = text[run_start:bare_end]
             found.append(SerialCandidate(canonical_serial(value), value, field, run_start, bare_end, None))
-    found.sort(key=lambda c: c.start)
+    if len(found) > 1:
+        found.sort(key=lambda c: c.start)
     return found
