@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pipeline.normalise import alias_key, normalise
 from pipeline.rules import Rules
@@ -22,6 +21,7 @@ _BOUNDARY_AFTER = r"(?![A-Za-z0-9])"
 
 
 
+_FIRST_RUN_ASCII = re.compile(r"[a-z]+|[0-9]+")
 _FIRST_RUN = re.compile(r"[a-z]+|[0-9]+|[^\x00-\x7f\W\d_]+")
 
 
@@ -37,14 +37,14 @@ def _run_starts(text: str, run: str) -> Iterator[int]:
 Kind = Literal["model", "korg_only", "exclusion", "make"]
 
 
-@dataclass(frozen=True, slots=True)
-class AliasTarget:
+class AliasTarget(NamedTuple):
+    """What an alias names. Internal: NamedTuples because one is built per match on the hot path."""
+
     kind: Kind
     name: str  # canonical model, exclusion name, or make
 
 
-@dataclass(frozen=True, slots=True)
-class AliasMatch:
+class AliasMatch(NamedTuple):
     target: AliasTarget
     text: str
     start: int
@@ -131,10 +131,13 @@ class AliasMatcher:
         self.regex_any_case = re.compile(f"{_BOUNDARY_BEFORE}{pattern}{_BOUNDARY_AFTER}", re.IGNORECASE)
 
     def _scan_words(self, lowered: str) -> list[re.Match[str]]:
-        hits = self.first_runs.intersection(_FIRST_RUN.findall(lowered))
+        runs = _FIRST_RUN_ASCII.findall(lowered) if lowered.isascii() else _FIRST_RUN.findall(lowered)
+        hits = self.first_runs.intersection(runs)
         if not hits:  # the common case for a body: no word could start an alias
             return []
-        starts = sorted({pos for run in hits for pos in _run_starts(lowered, run)})
+        starts = [pos for run in hits for pos in _run_starts(lowered, run)]
+        if len(starts) > 1:
+            starts.sort()
         matches: list[re.Match[str]] = []
         end = 0
         for start in starts:
