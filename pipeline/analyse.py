@@ -108,8 +108,8 @@ class Analyser:
         if len(candidates) == 1:  # the common case: one serial, nothing to weigh it against
             only = candidates[0]
             if only.field == "title" or only.cue or model.fitting_blocks(only.serial):
-                fits, flags = check_serial(only.serial, model, self.rules)
-                return Instrument(model.name, only.serial, only, flags, (only,), fits, mention)
+                fits, only_flags = check_serial(only.serial, model, self.rules)
+                return Instrument(model.name, only.serial, only, only_flags, (only,), fits, mention)
             return Instrument(model.name, None, mention=mention)
         # A bare number in the body is too often something else: keep it only when it fits the model.
         candidates = [c for c in candidates if c.field == "title" or c.cue or model.fitting_blocks(c.serial)]
