@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis
+from korgwatch.commands import analysis, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 
 analysis.register(app)
+storage.register(app)
 
 
 def main() -> None:

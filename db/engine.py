@@ -1,0 +1,72 @@
+"""Engines and sessions: one place that knows how each backend must be configured.
+
+SQLite gets WAL (readers do not block the crawler's writes), foreign keys ON (off by default in SQLite),
+a busy timeout and BEGIN IMMEDIATE so that two writers wait for each other instead of failing. The caller
+owns the transaction: `with session_scope(engine) as session:` commits on success, rolls back on error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` as psycopg 3 URLs, the driver we ship."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):  # pragma: no cover - other SQLite drivers
+        return
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling starts transactions late).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    if dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+        cursor.execute("PRAGMA cache_size = -65536")  # 64 MiB: index look-ups of a large backfill stay in memory
+    cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    # Take the write lock at BEGIN: two writers then queue on the busy timeout instead of one failing
+    # with SQLITE_BUSY when it upgrades a read snapshot that the other has overtaken. In WAL mode readers
+    # are not blocked by this.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An Engine for a SQLite file or PostgreSQL (psycopg 3), configured for concurrent use."""
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_immediate)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (the CLI prints them afterwards)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit when the block succeeds, roll back (and re-raise) when it fails."""
+    with session_factory(engine)() as session, session.begin():
+        yield session

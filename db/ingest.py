@@ -1,0 +1,854 @@
+"""Store listings and what the analyser finds in them: the one entry point for `korgwatch ingest` and crawler.
+
+`ingest_records` works on a whole batch with a handful of Core bulk statements (not one ORM flush per row),
+so that a 100,000-listing backfill stays close to raw `executemany` speed. It never commits: the caller owns
+the transaction, and `ingest_jsonl` uses one transaction per batch so a database error loses one batch,
+never half of one.
+
+How an appearance is classified (the register page's vocabulary):
+- the first sighting of a model+serial is `new`, unless the register already has it (then the listing is a
+  later sale of a known instrument: `duplicate_sale`);
+- a later sighting is `repost` when it has the same seller as the previous sighting within the repost window,
+  or shares an image URL with it ("same photos, probably same seller"), else `duplicate_sale`.
+Sightings are ordered by the listing's posted time (else first-seen), so ingesting an old archive after a new
+crawl still gives the January listing `new` and the June one `duplicate_sale`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from db.bulk import bulk_insert, bulk_update, insert_ignore
+from db.engine import session_scope
+from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
+from pipeline.results import ListingAnalysis
+from pipeline.rules import Rules
+
+Analyser = Callable[[str, str, Rules], ListingAnalysis]
+
+DEFAULT_REPOST_WINDOW = timedelta(days=60)
+DEFAULT_BATCH_SIZE = 2000
+CHUNK = 500  # keys per IN (...) list: well under SQLite's and psycopg's bound-parameter limits
+SYSTEM_REVIEWER = "korgwatch"
+
+T = TypeVar("T")
+
+
+class RecordError(ValueError):
+    """A record that cannot be stored as it is; the message names the field."""
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did, for the CLI, the crawler's crawl_runs row and the tests."""
+
+    listings_new: int = 0
+    listings_updated: int = 0
+    listings_unchanged: int = 0
+    instruments_new: int = 0
+    duplicate_sales: int = 0
+    reposts: int = 0
+    flags_raised: int = 0
+    batches_failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestSummary) -> None:
+        for name in (
+            "listings_new",
+            "listings_updated",
+            "listings_unchanged",
+            "instruments_new",
+            "duplicate_sales",
+            "reposts",
+            "flags_raised",
+            "batches_failed",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "listings_new": self.listings_new,
+            "listings_updated": self.listings_updated,
+            "listings_unchanged": self.listings_unchanged,
+            "instruments_new": self.instruments_new,
+            "duplicate_sales": self.duplicate_sales,
+            "reposts": self.reposts,
+            "flags_raised": self.flags_raised,
+            "batches_failed": self.batches_failed,
+            "errors": list(self.errors),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A validated record, its values already in the types the columns take."""
+
+    source: str
+    url: str
+    external_id: str
+    title: str
+    body: str
+    seller: str | None
+    posted_at: datetime | None
+    price: Decimal | None
+    currency: str | None
+    images: tuple[str, ...]
+    extra: dict[str, Any]
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.body)
+
+    @property
+    def record_hash(self) -> str:
+        """Everything stored about the listing, so an unchanged re-crawl is one string comparison."""
+        fields = [
+            self.url,
+            self.title,
+            self.body,
+            self.seller,
+            self.posted_at and self.posted_at.isoformat(),
+            self.price is not None and f"{self.price:.2f}",
+            self.currency,
+            list(self.images),
+            self.extra,
+        ]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def content_hash(title: str, body: str) -> str:
+    """What decides whether the text changed (and so needs a revision and a new analysis)."""
+    return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _optional_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO-8601 to aware UTC; a time without an offset is taken as UTC."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def normalise_record(record: Any) -> StoredRecord:
+    """Check a record (a ListingRecord or its JSON Lines dict) and convert its values; RecordError if bad."""
+    data: Any = record.to_dict() if hasattr(record, "to_dict") else record
+    if not isinstance(data, dict):
+        raise RecordError(f"a record must be a JSON object, not {type(data).__name__}")
+    url = _optional_str(data, "url")
+    title = _optional_str(data, "title")
+    if not url:
+        raise RecordError("no url")
+    if not title:
+        raise RecordError("no title")
+    source = _optional_str(data, "source")
+    if not source:
+        raise RecordError("no source")
+    external_id = data.get("external_id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if external_id is not None and not isinstance(external_id, str):
+        raise RecordError(f"external_id must be a string, not {type(external_id).__name__}")
+    body = data.get("body") or ""
+    if not isinstance(body, str):
+        raise RecordError(f"body must be a string, not {type(body).__name__}")
+    posted_raw = _optional_str(data, "posted_at")
+    try:
+        posted_at = parse_datetime(posted_raw) if posted_raw else None
+    except ValueError:
+        raise RecordError(f"posted_at is not an ISO-8601 time: {posted_raw!r}") from None
+    price_raw = data.get("price")
+    if isinstance(price_raw, bool) or not isinstance(price_raw, str | int | float | type(None)):
+        raise RecordError(f"price must be a decimal string, not {type(price_raw).__name__}")
+    try:
+        price = None if price_raw in (None, "") else Decimal(str(price_raw))
+    except InvalidOperation:
+        raise RecordError(f"price is not a number: {price_raw!r}") from None
+    if price is not None and not price.is_finite():
+        raise RecordError(f"price is not a number: {price_raw!r}")
+    images = data.get("images") or []
+    if not isinstance(images, list | tuple) or not all(isinstance(i, str) for i in images):
+        raise RecordError("images must be a list of URL strings")
+    extra = data.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise RecordError(f"extra must be an object, not {type(extra).__name__}")
+    return StoredRecord(
+        source=source,
+        url=url,
+        external_id=external_id or url,  # a source without ids is keyed by its canonical URL
+        title=title,
+        body=body,
+        seller=_optional_str(data, "seller"),
+        posted_at=posted_at,
+        price=price,
+        currency=_optional_str(data, "currency"),
+        images=tuple(dict.fromkeys(images)),
+        extra=extra,
+    )
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def ensure_sources(session: Session, names: Iterable[str]) -> dict[str, int]:
+    """Source ids by name, creating the missing ones (safe against a concurrent writer doing the same)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    found = dict(session.execute(select(Source.name, Source.id).where(Source.name.in_(wanted))).all())
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        session.execute(insert_ignore(session, Source.__table__, ["name"]), [{"name": n} for n in missing])
+        found.update(session.execute(select(Source.name, Source.id).where(Source.name.in_(missing))).all())
+    return found
+
+
+def ensure_instruments(
+    session: Session, pairs: Iterable[tuple[str, str]], created: set[int] | None = None
+) -> dict[tuple[str, str], int]:
+    """Instrument ids by (model, serial), creating the missing ones; the unique key settles races.
+
+    `created` (if given) receives the ids this transaction created: nobody else can have sighted those yet.
+    """
+    wanted = sorted(set(pairs))
+    ids: dict[tuple[str, str], int] = {}
+    for chunk in _chunks(wanted):
+        ids.update(_select_instruments(session, chunk))
+    missing = [p for p in wanted if p not in ids]
+    if missing:
+        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial"])
+        params = [{"model": m, "serial": s} for m, s in missing]
+        if session.get_bind().dialect.name == "postgresql":
+            # RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
+            inserted = {tuple(r) for r in session.execute(stmt.returning(Instrument.model, Instrument.serial), params)}
+        else:
+            # SQLite: BEGIN IMMEDIATE (db.engine) holds the write lock, so whatever was missing is ours.
+            session.execute(stmt, params)
+            inserted = set(missing)
+        for chunk in _chunks(missing):
+            ids.update(_select_instruments(session, chunk))
+        if created is not None:
+            created.update(ids[p] for p in inserted if p in ids)  # type: ignore[index]
+    return ids
+
+
+def _select_instruments(session: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    # By serial (indexed; a plain IN list binds much faster than a tuple IN), then the models in Python.
+    wanted = set(pairs)
+    serials = sorted({serial for _, serial in pairs})
+    rows = session.execute(
+        select(Instrument.model, Instrument.serial, Instrument.id).where(Instrument.serial.in_(serials))
+    )
+    return {(m, s): i for m, s, i in rows if (m, s) in wanted}
+
+
+# --- classification ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Sighting:
+    """One appearance as the classifier sees it: when, by whom, with which photos."""
+
+    instrument_id: int
+    listing_id: int
+    seen_at: datetime
+    seller: str | None
+    images: frozenset[str]
+    url: str
+    kind: str | None = None
+    kind_locked: bool = False
+    id: int | None = None  # None for an appearance about to be inserted
+
+
+def _same_seller(a: str | None, b: str | None) -> bool:
+    return bool(a and b and a.strip().casefold() == b.strip().casefold())
+
+
+def classify(sightings: list[Sighting], register_urls: set[str] | None, window: timedelta) -> list[str]:
+    """The kind of each sighting of ONE instrument, given in order (oldest first).
+
+    `register_urls` is None when the register does not know the serial, else the URLs it cites: a listing the
+    register itself cites is the register's own first sighting, so it stays `new`.
+    """
+    kinds: list[str] = []
+    previous: Sighting | None = None
+    for sighting in sightings:
+        if sighting.kind_locked and sighting.kind:
+            kind = sighting.kind
+        elif previous is None:
+            known = register_urls is not None and sighting.url not in register_urls
+            kind = "duplicate_sale" if known else "new"
+        elif (
+            _same_seller(sighting.seller, previous.seller) and abs(sighting.seen_at - previous.seen_at) <= window
+        ) or (sighting.images & previous.images):
+            kind = "repost"
+        else:
+            kind = "duplicate_sale"
+        kinds.append(kind)
+        previous = sighting
+    return kinds
+
+
+def _sort_key(s: Sighting) -> tuple[datetime, int, int]:
+    # Existing rows keep their id order; new ones go after existing ones at the same instant.
+    return (s.seen_at, 0 if s.id is not None else 1, s.id or s.listing_id)
+
+
+def plan_kinds(
+    session: Session,
+    instrument_ids: Iterable[int],
+    planned: list[Sighting],
+    window: timedelta,
+    fresh: dict[int, tuple[str, str]] | None = None,
+) -> list[tuple[int, str]]:
+    """Set `kind` on the planned sightings and return the (appearance id, kind) changes to existing rows.
+
+    Locks the instruments' rows first on PostgreSQL, so two writers classifying the same serial take turns;
+    the partial unique index (one `new` per instrument) is the backstop on every backend. `fresh` maps the
+    instruments this transaction just created to their (model, serial): they have no sightings to load.
+    """
+    fresh = fresh or {}
+    ids = sorted(set(instrument_ids) - set(fresh))
+    if not ids and not fresh:
+        return []
+    by_instrument: dict[int, list[Sighting]] = defaultdict(list)
+    models_serials: dict[int, tuple[str, str]] = dict(fresh)
+    for chunk in _chunks(ids):
+        stmt = select(Instrument.id, Instrument.model, Instrument.serial).where(Instrument.id.in_(chunk))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.order_by(Instrument.id).with_for_update()
+        for iid, model, serial in session.execute(stmt):
+            models_serials[iid] = (model, serial)
+        rows = session.execute(
+            select(
+                Appearance.id,
+                Appearance.instrument_id,
+                Appearance.listing_id,
+                Appearance.seen_at,
+                Appearance.kind,
+                Appearance.kind_locked,
+                Listing.seller,
+                Listing.images,
+                Listing.url,
+            )
+            .join(Listing, Listing.id == Appearance.listing_id)
+            .where(Appearance.instrument_id.in_(chunk), Appearance.status != "dismissed")
+        )
+        for aid, iid, lid, seen_at, kind, locked, seller, images, url in rows:
+            by_instrument[iid].append(
+                Sighting(iid, lid, seen_at, seller, frozenset(images or ()), url, kind, locked, aid)
+            )
+    register: dict[tuple[str, str], set[str]] = defaultdict(set)
+    pairs = sorted(set(models_serials.values()))
+    wanted = set(pairs)
+    for serials in _chunks(sorted({serial for _, serial in pairs})):
+        for model, serial, url in session.execute(
+            select(RegisterEntry.model, RegisterEntry.serial, RegisterEntry.url).where(
+                RegisterEntry.serial.in_(list(serials))
+            )
+        ):
+            if (model, serial) in wanted:
+                register[(model, serial)].add(url)
+    for sighting in planned:
+        by_instrument[sighting.instrument_id].append(sighting)
+    changes: list[tuple[int, str]] = []
+    for iid, sightings in by_instrument.items():
+        sightings.sort(key=_sort_key)
+        pair = models_serials.get(iid)
+        urls = register.get(pair) if pair else None
+        for sighting, kind in zip(sightings, classify(sightings, urls, window), strict=True):
+            if sighting.id is None:
+                sighting.kind = kind
+            elif sighting.kind != kind:
+                changes.append((sighting.id, kind))
+    return changes
+
+
+def apply_kind_changes(
+    session: Session, changes: list[tuple[int, str]], between: Callable[[], None] | None = None
+) -> None:
+    """Write kind changes away from `new` before those towards it, so the one-`new` index never trips."""
+    away = [{"id": i, "kind": k} for i, k in changes if k != "new"]
+    towards = [{"id": i, "kind": k} for i, k in changes if k == "new"]
+    if away:
+        session.execute(update(Appearance), away)
+    if between is not None:
+        between()
+    if towards:
+        session.execute(update(Appearance), towards)
+
+
+def reclassify_instruments(session: Session, instrument_ids: Iterable[int], window: timedelta) -> int:
+    """Recompute the kinds of every appearance of these instruments (after a register import or a review)."""
+    changes = plan_kinds(session, instrument_ids, [], window)
+    apply_kind_changes(session, changes)
+    return len(changes)
+
+
+# --- ingest -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Analysed:
+    listing_id: int
+    record: StoredRecord
+    seen_at: datetime
+    analysis: ListingAnalysis
+    label: str
+    existed: bool  # False for a listing inserted by this batch: it has no appearances or flags yet
+
+
+def default_analyser() -> Analyser:
+    from pipeline.analyse import analyse_listing  # imported late: the analyser is the heavy part
+
+    return analyse_listing
+
+
+def ingest_records(
+    session: Session,
+    records: Iterable[Any],
+    rules: Rules,
+    *,
+    repost_window: timedelta = DEFAULT_REPOST_WINDOW,
+    now: datetime | None = None,
+    analyser: Analyser | None = None,
+) -> IngestSummary:
+    """Store a batch of listings (ListingRecord objects or their dicts) and classify what they show.
+
+    Idempotent: a listing seen again only moves `last_seen`; changed text keeps the old text as a revision
+    and is analysed again, updating (never duplicating) its appearances. Bad records are reported in
+    `errors` ("record 3: no title") and skipped. Never commits.
+    """
+    summary = IngestSummary()
+    good: list[tuple[str, StoredRecord]] = []
+    for number, record in enumerate(records, 1):
+        try:
+            good.append((f"record {number}", normalise_record(record)))
+        except RecordError as exc:
+            summary.errors.append(f"record {number}: {exc}")
+    summary.add(ingest_stored(session, good, rules, repost_window=repost_window, now=now, analyser=analyser))
+    return summary
+
+
+def ingest_stored(
+    session: Session,
+    labelled: Sequence[tuple[str, StoredRecord]],
+    rules: Rules,
+    *,
+    repost_window: timedelta = DEFAULT_REPOST_WINDOW,
+    now: datetime | None = None,
+    analyser: Analyser | None = None,
+) -> IngestSummary:
+    """`ingest_records` for records already validated; each carries a label for its error messages."""
+    summary = IngestSummary()
+    now = now or utcnow()
+    analyse = analyser or default_analyser()
+    # The same listing twice in one batch: the later copy wins.
+    latest: dict[tuple[str, str], tuple[str, StoredRecord]] = {}
+    for label, record in labelled:
+        latest[(record.source, record.external_id)] = (label, record)
+    if not latest:
+        return summary
+    source_ids = ensure_sources(session, (source for source, _ in latest))
+
+    existing: dict[tuple[int, str], Any] = {}
+    by_source: dict[int, list[str]] = defaultdict(list)
+    for source, external_id in latest:
+        by_source[source_ids[source]].append(external_id)
+    for source_id, external_ids in by_source.items():
+        for chunk in _chunks(external_ids):
+            for found in session.execute(
+                select(
+                    Listing.id,
+                    Listing.external_id,
+                    Listing.content_hash,
+                    Listing.record_hash,
+                    Listing.title,
+                    Listing.body,
+                    Listing.first_seen,
+                ).where(Listing.source_id == source_id, Listing.external_id.in_(list(chunk)))
+            ):
+                existing[(source_id, found.external_id)] = found
+
+    new_rows: list[dict[str, Any]] = []
+    new_records: list[tuple[str, StoredRecord]] = []
+    touched: list[int] = []
+    updates: list[dict[str, Any]] = []
+    revisions: list[dict[str, Any]] = []
+    to_analyse: list[tuple[int, str, StoredRecord, datetime, bool]] = []
+    for (source, external_id), (label, record) in latest.items():
+        source_id = source_ids[source]
+        row = existing.get((source_id, external_id))
+        record_hash = record.record_hash
+        if row is not None and row.record_hash == record_hash:
+            touched.append(row.id)
+            summary.listings_unchanged += 1
+            continue
+        values = {
+            "url": record.url,
+            "title": record.title,
+            "body": record.body,
+            "seller": record.seller,
+            "price": record.price,
+            "currency": record.currency,
+            "posted_at": record.posted_at,
+            "images": list(record.images),
+            "extra": record.extra,
+            "content_hash": record.content_hash,
+            "record_hash": record_hash,
+            "last_seen": now,
+        }
+        if row is None:
+            new_rows.append({"source_id": source_id, "external_id": external_id, "first_seen": now, **values})
+            new_records.append((label, record))
+            continue
+        updates.append({"id": row.id, **values})
+        summary.listings_updated += 1
+        if row.content_hash != values["content_hash"]:
+            revisions.append(
+                {
+                    "listing_id": row.id,
+                    "title": row.title,
+                    "body": row.body,
+                    "content_hash": row.content_hash,
+                    "replaced_at": now,
+                }
+            )
+            to_analyse.append((row.id, label, record, record.posted_at or row.first_seen, True))
+
+    bulk_update(session, Listing.__table__, "id", [{"id": i, "last_seen": now} for i in touched])
+    if updates:
+        session.execute(update(Listing), updates)
+    if revisions:
+        bulk_insert(session, ListingRevision.__table__, revisions)
+    if new_rows:
+        ids = _insert_listings(session, new_rows)
+        for new_row, (label, record) in zip(new_rows, new_records, strict=True):
+            listing_id = ids[(new_row["source_id"], new_row["external_id"])]
+            to_analyse.append((listing_id, label, record, record.posted_at or now, False))
+        summary.listings_new += len(new_rows)
+
+    analysed: list[_Analysed] = []
+    for listing_id, label, record, seen_at, existed in to_analyse:
+        try:
+            analysis = analyse(record.title, record.body, rules)
+        except Exception as exc:  # a bug in the analyser must not lose the batch: the listing is kept
+            summary.errors.append(f"{label}: analysis failed ({type(exc).__name__}: {exc}); listing stored")
+            continue
+        analysed.append(_Analysed(listing_id, record, seen_at, analysis, label, existed))
+    if analysed:
+        _store_analyses(session, analysed, summary, repost_window, now)
+    return summary
+
+
+def _insert_listings(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
+    """Insert new listings; their ids by (source_id, external_id)."""
+    bulk_insert(session, Listing.__table__, rows)
+    keys = [(row["source_id"], row["external_id"]) for row in rows]
+    if session.get_bind().dialect.name == "sqlite":
+        # This transaction holds SQLite's write lock, and rowids of an INTEGER PRIMARY KEY without
+        # AUTOINCREMENT are max(rowid) + 1 in insertion order: the new ids are the last len(rows).
+        last = session.execute(select(func.max(Listing.id))).scalar_one()
+        first = last - len(rows) + 1
+        ids = dict(zip(keys, range(first, last + 1), strict=True))
+        probe = session.execute(select(Listing.source_id, Listing.external_id).where(Listing.id == first)).one()
+        if tuple(probe) == keys[0]:
+            return ids
+    ids = {}
+    by_source: dict[int, list[str]] = defaultdict(list)
+    for source_id, external_id in keys:
+        by_source[source_id].append(external_id)
+    for source_id, external_ids in by_source.items():
+        for chunk in _chunks(external_ids):
+            for listing_id, external_id in session.execute(
+                select(Listing.id, Listing.external_id).where(
+                    Listing.source_id == source_id, Listing.external_id.in_(list(chunk))
+                )
+            ):
+                ids[(source_id, external_id)] = listing_id
+    return ids
+
+
+def _store_analyses(
+    session: Session, analysed: list[_Analysed], summary: IngestSummary, window: timedelta, now: datetime
+) -> None:
+    """Turn analyses into appearances and flags, updating the rows of re-analysed listings in place."""
+    pairs = {(i.model, i.serial) for a in analysed for i in a.analysis.instruments if i.serial}
+    created: set[int] = set()
+    instrument_ids = ensure_instruments(session, pairs, created)
+    fresh = {iid: pair for pair, iid in instrument_ids.items() if iid in created}
+
+    listing_ids = [a.listing_id for a in analysed if a.existed]
+    old_apps: dict[tuple[int, str, str], Any] = {}
+    old_flags: dict[int, list[Any]] = defaultdict(list)
+    for chunk in _chunks(listing_ids):
+        for row in session.execute(
+            select(
+                Appearance.id,
+                Appearance.listing_id,
+                Appearance.instrument_id,
+                Appearance.detected_model,
+                Appearance.detected_serial,
+                Appearance.reviewed_at,
+            ).where(Appearance.listing_id.in_(list(chunk)))
+        ):
+            old_apps[(row.listing_id, row.detected_model, row.detected_serial)] = row
+        for flag_row in session.execute(
+            select(Flag.id, Flag.listing_id, Flag.appearance_id, Flag.code).where(
+                Flag.listing_id.in_(list(chunk)), Flag.status == "open"
+            )
+        ):
+            old_flags[flag_row.listing_id].append(flag_row)
+
+    planned: list[tuple[Sighting, dict[str, Any]]] = []
+    app_updates: list[dict[str, Any]] = []
+    keep_apps: set[int] = set()
+    # (listing_id, appearance key or None, flag) for every flag the analyses raise
+    wanted_flags: list[tuple[int, tuple[int, str, str] | None, Any]] = []
+    for item in analysed:
+        seen: set[tuple[str, str]] = set()
+        for instrument in item.analysis.instruments:
+            if not instrument.serial:
+                wanted_flags.extend((item.listing_id, None, flag) for flag in instrument.flags)
+                continue
+            if (instrument.model, instrument.serial) in seen:
+                continue
+            seen.add((instrument.model, instrument.serial))
+            key = (item.listing_id, instrument.model, instrument.serial)
+            candidate = instrument.serial_candidate
+            span = {
+                "serial_raw": candidate.raw if candidate else None,
+                "serial_field": candidate.field if candidate else None,
+                "serial_start": candidate.start if candidate else None,
+                "serial_end": candidate.end if candidate else None,
+                "fits": list(instrument.fits),
+            }
+            status = "pending" if instrument.flags else "counted"
+            old = old_apps.get(key)
+            if old is not None:
+                keep_apps.add(old.id)
+                update_row = {"id": old.id, **span}
+                if old.reviewed_at is None:
+                    update_row["status"] = status
+                    wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
+                app_updates.append(update_row)
+                continue
+            wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
+            iid = instrument_ids[(instrument.model, instrument.serial)]
+            record = item.record
+            sighting = Sighting(iid, item.listing_id, item.seen_at, record.seller, frozenset(record.images), record.url)
+            new_app: dict[str, Any] = {
+                "listing_id": item.listing_id,
+                "instrument_id": iid,
+                "detected_model": instrument.model,
+                "detected_serial": instrument.serial,
+                "kind_locked": False,
+                "status": status,
+                "seen_at": item.seen_at,
+                "created_at": now,
+                **span,
+            }
+            planned.append((sighting, new_app))
+
+    # Appearances the new text no longer shows go, unless a reviewer already decided on them.
+    gone = [row for row in old_apps.values() if row.id not in keep_apps and row.reviewed_at is None]
+    affected = {s.instrument_id for s, _ in planned} | {row.instrument_id for row in gone}
+    for chunk in _chunks([row.id for row in gone]):
+        session.execute(delete(Flag).where(Flag.appearance_id.in_(list(chunk))))
+        session.execute(delete(Appearance).where(Appearance.id.in_(list(chunk))))
+    if app_updates:
+        session.execute(update(Appearance), app_updates)
+
+    changes = plan_kinds(session, affected, [s for s, _ in planned], window, fresh)
+    inserted: dict[tuple[int, str, str], int] = {}
+
+    def insert_planned() -> None:
+        if not planned:
+            return
+        rows = [{**row, "kind": sighting.kind} for sighting, row in planned]
+        bulk_insert(session, Appearance.__table__, rows)
+        # Ids are needed only where flags must point at the new appearances.
+        flagged = sorted({key[0] for _, key, _ in wanted_flags if key is not None})
+        for chunk in _chunks(flagged):
+            for app_id, listing_id, model, serial in session.execute(
+                select(
+                    Appearance.id,
+                    Appearance.listing_id,
+                    Appearance.detected_model,
+                    Appearance.detected_serial,
+                ).where(Appearance.listing_id.in_(list(chunk)))
+            ):
+                inserted[(listing_id, model, serial)] = app_id
+        for row in rows:
+            if row["kind"] == "new":
+                summary.instruments_new += 1
+            elif row["kind"] == "repost":
+                summary.reposts += 1
+            else:
+                summary.duplicate_sales += 1
+
+    apply_kind_changes(session, changes, between=insert_planned)
+
+    # Flags: keep an open flag the new analysis raises again, retire the ones it no longer raises.
+    app_ids = {key: row.id for key, row in old_apps.items()} | inserted
+    gone_ids = {row.id for row in gone}
+    new_flags: list[dict[str, Any]] = []
+    kept: set[int] = set()
+    for listing_id, flag_key, flag in wanted_flags:
+        app_id = app_ids.get(flag_key) if flag_key else None
+        match = next(
+            (
+                f
+                for f in old_flags.get(listing_id, ())
+                if f.appearance_id == app_id and f.code == flag.code and f.id not in kept
+            ),
+            None,
+        )
+        if match is not None:
+            kept.add(match.id)
+            session.execute(update(Flag).where(Flag.id == match.id).values(details=flag.to_dict()))
+            continue
+        new_flags.append(
+            {
+                "listing_id": listing_id,
+                "appearance_id": app_id,
+                "code": flag.code,
+                "details": flag.to_dict(),
+                "status": "open",
+                "created_at": now,
+            }
+        )
+    retired = [
+        {
+            "id": f.id,
+            "status": "dismissed",
+            "reviewer": SYSTEM_REVIEWER,
+            "decided_at": now,
+            "note": "superseded: the listing's text changed",
+        }
+        for flags in old_flags.values()
+        for f in flags
+        if f.id not in kept and f.appearance_id not in gone_ids
+    ]
+    if retired:
+        session.execute(update(Flag), retired)
+    if new_flags:
+        bulk_insert(session, Flag.__table__, new_flags)
+        summary.flags_raised += len(new_flags)
+
+
+# --- JSON Lines -------------------------------------------------------------------------------------
+
+
+def _open_lines(source: str | Path | IO[str]) -> tuple[IO[str], bool]:
+    if isinstance(source, str | Path):
+        return open(source, encoding="utf-8"), True  # closed by the caller
+    return source, False
+
+
+def _read_jsonl(stream: IO[str], summary: IngestSummary) -> Iterator[tuple[str, StoredRecord]]:
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            summary.errors.append(f"line {number}: not JSON ({exc.msg} at column {exc.colno})")
+            continue
+        try:
+            yield f"line {number}", normalise_record(data)
+        except RecordError as exc:
+            summary.errors.append(f"line {number}: {exc}")
+
+
+def ingest_jsonl(
+    source: str | Path | IO[str],
+    engine: Engine,
+    rules: Rules,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    repost_window: timedelta = DEFAULT_REPOST_WINDOW,
+    now: datetime | None = None,
+    analyser: Analyser | None = None,
+    ingest: Callable[..., IngestSummary] = ingest_stored,
+) -> IngestSummary:
+    """Ingest a JSON Lines file (or stream, e.g. stdin), one transaction per `batch_size` good records.
+
+    A bad line is reported by number and skipped; a database error rolls back its batch (reported with the
+    batch's line range) while the other batches still land. A unique-key clash with a concurrent writer is
+    retried once, since the second attempt sees the other writer's rows.
+    """
+    summary = IngestSummary()
+    stream, close = _open_lines(source)
+    try:
+        batch: list[tuple[str, StoredRecord]] = []
+        for item in _read_jsonl(stream, summary):
+            batch.append(item)
+            if len(batch) >= batch_size:
+                _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+                batch = []
+        if batch:
+            _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+    finally:
+        if close:
+            stream.close()
+    return summary
+
+
+def _flush(
+    batch: list[tuple[str, StoredRecord]],
+    engine: Engine,
+    rules: Rules,
+    summary: IngestSummary,
+    window: timedelta,
+    now: datetime | None,
+    analyser: Analyser | None,
+    ingest: Callable[..., IngestSummary],
+) -> None:
+    where = f"{batch[0][0]}" if len(batch) == 1 else f"{batch[0][0]}–{batch[-1][0].removeprefix('line ')}"
+    for attempt in (1, 2):
+        try:
+            with session_scope(engine) as session:
+                part = ingest(session, batch, rules, repost_window=window, now=now, analyser=analyser)
+        except IntegrityError as exc:
+            if attempt == 1:
+                continue
+            summary.batches_failed += 1
+            summary.errors.append(f"{where}: database error, batch rolled back: {_short(exc)}")
+            return
+        except SQLAlchemyError as exc:
+            summary.batches_failed += 1
+            summary.errors.append(f"{where}: database error, batch rolled back: {_short(exc)}")
+            return
+        summary.add(part)
+        return
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0]

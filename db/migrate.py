@@ -1,0 +1,56 @@
+"""Bring a database to the newest schema by running the Alembic migrations programmatically.
+
+Every command calls `upgrade()` first, so an empty database (a new SQLite file, a fresh PostgreSQL
+database) becomes usable without a separate setup step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from db.engine import make_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config pointing at our migrations, independent of the working directory."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+    """Upgrade through an existing engine (shares its connection settings, e.g. SQLite pragmas)."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return  # the common case for every command: nothing to do, no Alembic start-up cost
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (the newest by default)."""
+    engine = make_engine(url)
+    try:
+        upgrade_engine(engine, revision)
+    finally:
+        engine.dispose()

@@ -1,0 +1,281 @@
+"""The korgwatch schema: one DeclarativeBase, typed models, and the constraints the data must keep.
+
+Uniqueness, foreign keys and allowed values live in the schema (not only in Python) so that the crawler,
+`korgwatch ingest` and the review page can write at the same time without corrupting the register.
+Changes go through Alembic migrations in `db/migrations/`; this module is their `target_metadata`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+APPEARANCE_KINDS = ("new", "duplicate_sale", "repost")
+APPEARANCE_STATUSES = ("counted", "pending", "dismissed")
+FLAG_STATUSES = ("open", "confirmed", "corrected", "dismissed")
+CRAWL_OUTCOMES = ("ok", "degraded", "failed", "timed_out")
+
+# Stable constraint names so Alembic migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends: SQLite forgets the offset, so it is restored on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class Source(Base):
+    """A site listings come from ("matrixsynth", "reverb"); the same name as in config and the crawler."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Listing(Base):
+    """One listing as last seen, keyed by the source's own id so re-crawls update rather than duplicate."""
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_id"),
+        Index("ix_listings_url", "url"),
+        Index("ix_listings_first_seen", "first_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
+    seller: Mapped[str | None] = mapped_column(String(255))
+    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    posted_at: Mapped[datetime | None]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    images: Mapped[list[str]] = mapped_column(default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))  # title + body: a change makes a revision
+    record_hash: Mapped[str] = mapped_column(String(64))  # every stored field: a change makes an update
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    source: Mapped[Source] = relationship()
+
+
+class ListingRevision(Base):
+    """The title/body a listing had before it changed: sellers edit serials; reviewers need the old text."""
+
+    __tablename__ = "listing_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    replaced_at: Mapped[datetime]
+
+
+class Instrument(Base):
+    """One physical instrument as the register knows it: a model and its serial number."""
+
+    __tablename__ = "instruments"
+    __table_args__ = (UniqueConstraint("model", "serial"), Index("ix_instruments_serial", "serial"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(32))
+
+
+class Appearance(Base):
+    """An instrument seen in a listing: the register's unit of evidence ("a1", "a2" on the seed page).
+
+    `detected_model`/`detected_serial` are what the analyser read, so a re-analysis finds the same row even
+    after a reviewer corrected `instrument_id`. `seen_at` dates the sighting (the listing's posted time, else
+    when korgwatch first saw it) and orders the appearances of an instrument.
+    """
+
+    __tablename__ = "appearances"
+    __table_args__ = (
+        UniqueConstraint("listing_id", "detected_model", "detected_serial"),
+        CheckConstraint(_in("kind", APPEARANCE_KINDS), name="kind"),
+        CheckConstraint(_in("status", APPEARANCE_STATUSES), name="status"),
+        CheckConstraint("serial_field IS NULL OR serial_field IN ('title', 'body')", name="serial_field"),
+        Index("ix_appearances_instrument_id_seen_at", "instrument_id", "seen_at"),
+        Index("ix_appearances_seen_at", "seen_at"),
+        # At most one first sighting per instrument, even with concurrent writers.
+        Index(
+            "uq_appearances_one_new_per_instrument",
+            "instrument_id",
+            unique=True,
+            sqlite_where=text("kind = 'new'"),
+            postgresql_where=text("kind = 'new'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    detected_model: Mapped[str] = mapped_column(String(64))
+    detected_serial: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    kind_locked: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    serial_raw: Mapped[str | None] = mapped_column(String(64))
+    serial_field: Mapped[str | None] = mapped_column(String(8))
+    serial_start: Mapped[int | None] = mapped_column(Integer)
+    serial_end: Mapped[int | None] = mapped_column(Integer)
+    fits: Mapped[list[str]] = mapped_column(default=list)
+    seen_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    reviewed_at: Mapped[datetime | None]
+
+    listing: Mapped[Listing] = relationship()
+    instrument: Mapped[Instrument] = relationship()
+
+
+class Flag(Base):
+    """Something a reviewer must decide, on an appearance or (when no serial was found) on a listing."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint(_in("status", FLAG_STATUSES), name="status"),
+        Index("ix_flags_status_created_at", "status", "created_at"),
+        Index("ix_flags_appearance_id", "appearance_id"),
+        Index("ix_flags_listing_id", "listing_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    appearance_id: Mapped[int | None] = mapped_column(ForeignKey("appearances.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+    reviewer: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+    listing: Mapped[Listing] = relationship()
+    appearance: Mapped[Appearance | None] = relationship()
+
+
+class ReviewLog(Base):
+    """Append-only record of every review decision: who changed what, from what, to what, and why."""
+
+    __tablename__ = "review_log"
+    __table_args__ = (
+        Index("ix_review_log_flag_id", "flag_id"),
+        Index("ix_review_log_appearance_id", "appearance_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id", ondelete="SET NULL"))
+    appearance_id: Mapped[int | None] = mapped_column(ForeignKey("appearances.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new_value: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RegisterEntry(Base):
+    """A serial already on the register page: such serials are not "new" and are left out of exports."""
+
+    __tablename__ = "register_entries"
+    __table_args__ = (
+        UniqueConstraint("model", "serial", "url"),
+        Index("ix_register_entries_serial", "serial"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(32))
+    date: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    # '' rather than NULL so that the unique key makes re-imports idempotent on every backend.
+    url: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class CrawlRun(Base):
+    """One crawl of one source: the crawler's health as data (a run that found nothing is not a success)."""
+
+    __tablename__ = "crawl_runs"
+    __table_args__ = (
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', CRAWL_OUTCOMES)}", name="outcome"),
+        Index("ix_crawl_runs_source_id_started_at", "source_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    pages: Mapped[int] = mapped_column(default=0)
+    listings_new: Mapped[int] = mapped_column(default=0)
+    listings_updated: Mapped[int] = mapped_column(default=0)
+    flags_raised: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+
+    source: Mapped[Source] = relationship()
+
+    # --- scheduler (issue 5, migration 0002) ----------------------------------------------------------
+    # Listings the run read but found unchanged: with new + updated, what it saw, so that health can tell
+    # "nothing new today" from "nothing found: the layout changed?". NULL when the writer did not say.
+    listings_unchanged: Mapped[int | None] = mapped_column(Integer)

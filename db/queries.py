@@ -1,0 +1,291 @@
+"""Read-side queries for the commands and the review page: plain rows out, a Session in, no commits.
+
+Every look-up here is served by an index declared in `db/models.py` (serial → instruments.serial;
+instrument → appearances(instrument_id, seen_at); open flags → flags(status, created_at)).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session
+
+from db.models import Appearance, Flag, Instrument, Listing, RegisterEntry, Source
+from pipeline.rules import Rules
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSerial:
+    """A serial korgwatch found that the register does not have yet."""
+
+    model: str
+    serial: str
+    first_seen: datetime
+    url: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["first_seen"] = self.first_seen.date().isoformat()
+        return data
+
+
+def new_serials(session: Session, since: date, until: date | None = None) -> list[NewSerial]:
+    """Serials first sighted in [since, until] (inclusive dates), counted, not in the register, none pending.
+
+    "First sighted" is the earliest counted appearance of the instrument; a serial seen before `since` is not
+    new even if it reappears later. Sorted by model, then serial.
+    """
+    first = (
+        select(Appearance.instrument_id, func.min(Appearance.seen_at).label("first_seen"))
+        .where(Appearance.status == "counted")
+        .group_by(Appearance.instrument_id)
+        .subquery()
+    )
+    pending = exists().where(Appearance.instrument_id == Instrument.id, Appearance.status == "pending")
+    registered = exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial)
+    stmt = (
+        select(Instrument.model, Instrument.serial, first.c.first_seen)
+        .join(first, first.c.instrument_id == Instrument.id)
+        .where(first.c.first_seen >= _start(since), ~pending, ~registered)
+    )
+    if until is not None:
+        stmt = stmt.where(first.c.first_seen < _start(until + timedelta(days=1)))
+    rows = session.execute(stmt).all()
+    result: list[NewSerial] = []
+    for model, serial, first_seen in rows:
+        link = session.execute(
+            select(Listing.url, Source.name)
+            .join(Appearance, Appearance.listing_id == Listing.id)
+            .join(Source, Source.id == Listing.source_id)
+            .join(Instrument, Instrument.id == Appearance.instrument_id)
+            .where(Instrument.model == model, Instrument.serial == serial, Appearance.status == "counted")
+            .order_by(Appearance.seen_at, Appearance.id)
+            .limit(1)
+        ).one()
+        seen = first_seen if isinstance(first_seen, datetime) else datetime.fromisoformat(str(first_seen))
+        result.append(NewSerial(model, serial, seen, link.url, link.name))
+    result.sort(key=lambda r: (r.model.casefold(), len(r.serial), r.serial))
+    return result
+
+
+def new_serials_markdown(rows: list[NewSerial], rules: Rules | None = None) -> str:
+    """The export as the register page lists serials: one heading per model, one bullet per serial."""
+    order = {name: i for i, name in enumerate(rules.models)} if rules else {}
+    grouped: dict[str, list[NewSerial]] = defaultdict(list)
+    for row in rows:
+        grouped[row.model].append(row)
+    lines: list[str] = []
+    for model in sorted(grouped, key=lambda m: (order.get(m, len(order)), m.casefold())):
+        lines.append(f"### {model}")
+        lines.append("")
+        for row in grouped[model]:
+            lines.append(f"- [{row.serial}]({row.url}) — first seen {row.first_seen.date().isoformat()} ({row.source})")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n" if lines else ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    flag_id: int
+    created_at: datetime
+    code: str
+    message: str
+    suggestions: tuple[str, ...]
+    model: str | None
+    serial: str | None
+    appearance_id: int | None
+    source: str
+    title: str
+    url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["suggestions"] = list(self.suggestions)
+        return data
+
+
+def review_queue(
+    session: Session, *, code: str | None = None, model: str | None = None, source: str | None = None
+) -> list[QueueItem]:
+    """Open flags, newest first, with what the reviewer needs to decide."""
+    stmt = (
+        select(Flag, Instrument.model, Instrument.serial, Source.name, Listing.title, Listing.url)
+        .join(Listing, Listing.id == Flag.listing_id)
+        .join(Source, Source.id == Listing.source_id)
+        .outerjoin(Appearance, Appearance.id == Flag.appearance_id)
+        .outerjoin(Instrument, Instrument.id == Appearance.instrument_id)
+        .where(Flag.status == "open")
+        .order_by(Flag.created_at.desc(), Flag.id.desc())
+    )
+    if code:
+        stmt = stmt.where(Flag.code == code)
+    if source:
+        stmt = stmt.where(Source.name == source)
+    items = []
+    for flag, inst_model, serial, source_name, title, url in session.execute(stmt):
+        models = tuple(flag.details.get("models") or ())
+        if model and inst_model != model and model not in models:
+            continue
+        items.append(
+            QueueItem(
+                flag.id,
+                flag.created_at,
+                flag.code,
+                str(flag.details.get("message", "")),
+                tuple(flag.details.get("suggestions") or ()),
+                inst_model or (models[0] if models else None),
+                serial,
+                flag.appearance_id,
+                source_name,
+                title,
+                url,
+            )
+        )
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    appearance_id: int
+    seen_at: datetime
+    model: str
+    serial: str
+    kind: str
+    status: str
+    source: str
+    seller: str | None
+    title: str
+    url: str
+    price: str | None
+    currency: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seen_at"] = self.seen_at.isoformat()
+        return data
+
+
+def history_statement(serial: str, model: str | None = None) -> Any:
+    """The history query on its own, so a test can EXPLAIN it."""
+    stmt = (
+        select(
+            Appearance.id,
+            Appearance.seen_at,
+            Instrument.model,
+            Instrument.serial,
+            Appearance.kind,
+            Appearance.status,
+            Source.name,
+            Listing.seller,
+            Listing.title,
+            Listing.url,
+            Listing.price,
+            Listing.currency,
+        )
+        .select_from(Instrument)
+        .join(Appearance, Appearance.instrument_id == Instrument.id)
+        .join(Listing, Listing.id == Appearance.listing_id)
+        .join(Source, Source.id == Listing.source_id)
+        .where(Instrument.serial == serial)
+        .order_by(Appearance.seen_at, Appearance.id)
+    )
+    if model:
+        stmt = stmt.where(Instrument.model == model)
+    return stmt
+
+
+def history(session: Session, serial: str, model: str | None = None) -> list[HistoryItem]:
+    """Every appearance of a serial, oldest first (several models may share a serial: pass `model`)."""
+    items = []
+    for row in session.execute(history_statement(serial.strip().upper(), model)):
+        items.append(
+            HistoryItem(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+                None if row[10] is None else f"{row[10]:.2f}",
+                row[11],
+            )
+        )
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStats:
+    """One number block of one model: how many units we know and what that suggests about production.
+
+    `estimate` is the German tank estimator m + m/k − 1 over offsets from the block's first number (m the
+    largest offset counting from 1, k the units seen): an estimate of units made, not a count.
+    """
+
+    model: str
+    block: str
+    units: int
+    lowest: str
+    highest: str
+    estimate: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def german_tank(offsets: list[int]) -> int | None:
+    """m + m/k − 1 for 1-based offsets; None without data."""
+    if not offsets:
+        return None
+    m, k = max(offsets), len(offsets)
+    return round(m + m / k - 1)
+
+
+def known_serials(session: Session) -> dict[str, set[str]]:
+    """Serials known per model: counted appearances plus the register."""
+    known: dict[str, set[str]] = defaultdict(set)
+    counted = (
+        select(Instrument.model, Instrument.serial)
+        .join(Appearance, and_(Appearance.instrument_id == Instrument.id, Appearance.status == "counted"))
+        .distinct()
+    )
+    for model, serial in session.execute(counted):
+        known[model].add(serial)
+    for model, serial in session.execute(select(RegisterEntry.model, RegisterEntry.serial).distinct()):
+        known[model].add(serial)
+    return known
+
+
+def stats(session: Session, rules: Rules) -> list[BlockStats]:
+    """Per model and block: units seen, lowest/highest serial, a production estimate (German tank)."""
+    result: list[BlockStats] = []
+    known = known_serials(session)
+    order = {name: i for i, name in enumerate(rules.models)}
+    for model in sorted(known, key=lambda m: (order.get(m, len(order)), m)):
+        serials = known[model]
+        rule = rules.models.get(model)
+        unplaced = set(serials)
+        for block in rule.blocks if rule else ():
+            inside = sorted(s for s in serials if block.fits(s))
+            unplaced -= set(inside)
+            if not inside:
+                continue
+            offsets = [int(s) - block.lowest + 1 for s in inside]
+            result.append(BlockStats(model, block.pattern, len(inside), inside[0], inside[-1], german_tank(offsets)))
+        if unplaced:
+            others = sorted(unplaced)
+            result.append(BlockStats(model, "(no block)", len(others), others[0], others[-1], None))
+    return result

@@ -1,0 +1,307 @@
+"""Review decisions as library functions: the CLI and the review page call these; nothing else decides.
+
+Each decision changes the flag (and its appearance) and appends one row to `review_log` with the old and new
+values, so the register's history can always be explained. What the decisions mean:
+- confirm: the analyser's reading is right; the appearance counts once it has no open flags left;
+- correct: the serial (and/or model) was misread; the appearance moves to the right instrument and counts;
+- dismiss: not a sighting at all (wrong instrument, a photo of another unit...); the appearance never counts.
+Functions take a Session and never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.ingest import DEFAULT_REPOST_WINDOW, ensure_instruments, reclassify_instruments, utcnow
+from db.models import APPEARANCE_KINDS, Appearance, Flag, Instrument, ReviewLog
+from pipeline.rules import Rules
+
+
+class ReviewError(ValueError):
+    """A decision that cannot be applied (unknown flag, already decided, serial that fits no block...)."""
+
+
+def _flag(session: Session, flag_id: int, *, open_only: bool = True) -> Flag:
+    flag = session.get(Flag, flag_id)
+    if flag is None:
+        raise ReviewError(f"no flag {flag_id}")
+    if open_only and flag.status != "open":
+        raise ReviewError(f"flag {flag_id} is already {flag.status} (by {flag.reviewer or 'unknown'})")
+    return flag
+
+
+def _appearance_state(appearance: Appearance | None) -> dict[str, Any] | None:
+    if appearance is None:
+        return None
+    return {
+        "model": appearance.instrument.model,
+        "serial": appearance.instrument.serial,
+        "kind": appearance.kind,
+        "status": appearance.status,
+    }
+
+
+def _log(
+    session: Session,
+    *,
+    action: str,
+    reviewer: str,
+    at: datetime,
+    flag: Flag | None = None,
+    appearance: Appearance | None = None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> ReviewLog:
+    entry = ReviewLog(
+        flag_id=flag.id if flag else None,
+        appearance_id=appearance.id if appearance else None,
+        action=action,
+        old_value=old,
+        new_value=new,
+        reviewer=reviewer,
+        at=at,
+        note=note,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _decide(flag: Flag, status: str, reviewer: str, at: datetime, note: str | None) -> None:
+    flag.status = status
+    flag.reviewer = reviewer
+    flag.decided_at = at
+    if note:
+        flag.note = note
+
+
+def _settle(session: Session, appearance: Appearance, at: datetime) -> None:
+    """An appearance counts once none of its flags is open (and no reviewer dismissed it)."""
+    session.flush()
+    still_open = session.scalar(
+        select(Flag.id).where(Flag.appearance_id == appearance.id, Flag.status == "open").limit(1)
+    )
+    appearance.reviewed_at = at
+    if appearance.status != "dismissed":
+        appearance.status = "pending" if still_open else "counted"
+
+
+def confirm(session: Session, flag_id: int, reviewer: str, note: str | None = None) -> Flag:
+    """The analyser read it right: close the flag; the appearance counts once no flag is left open."""
+    at = utcnow()
+    flag = _flag(session, flag_id)
+    appearance = flag.appearance
+    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _decide(flag, "confirmed", reviewer, at, note)
+    if appearance is not None:
+        _settle(session, appearance, at)
+    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _log(
+        session,
+        action="confirm",
+        reviewer=reviewer,
+        at=at,
+        flag=flag,
+        appearance=appearance,
+        old=old,
+        new=new,
+        note=note,
+    )
+    return flag
+
+
+def _move(session: Session, appearance: Appearance, model: str, serial: str, window: timedelta) -> tuple[int, int]:
+    """Point an appearance at another instrument, then reclassify both instruments' sightings."""
+    old_instrument = appearance.instrument_id
+    new_instrument = ensure_instruments(session, [(model, serial)])[(model, serial)]
+    if appearance.kind == "new":  # step aside first: the target may already have its `new`
+        appearance.kind = "duplicate_sale"
+        session.flush()
+    appearance.instrument_id = new_instrument
+    session.flush()
+    session.expire(appearance, ["instrument"])
+    reclassify_instruments(session, [old_instrument, new_instrument], window)
+    session.refresh(appearance)
+    return old_instrument, new_instrument
+
+
+def correct(
+    session: Session,
+    flag_id: int,
+    reviewer: str,
+    rules: Rules,
+    *,
+    serial: str | None = None,
+    model: str | None = None,
+    reason: str,
+    force: bool = False,
+    window: timedelta = DEFAULT_REPOST_WINDOW,
+) -> Flag:
+    """The listing misstates the serial and/or model: record the right one (it must fit one of the model's
+    blocks unless `force`), with the reviewer's reason; the appearance then counts under the right instrument.
+    """
+    if not reason or not reason.strip():
+        raise ReviewError("a correction needs a reason")
+    at = utcnow()
+    flag = _flag(session, flag_id)
+    appearance = flag.appearance
+    if appearance is None:
+        raise ReviewError(f"flag {flag_id} is on a listing without a serial; confirm or dismiss it instead")
+    target_model = model or appearance.instrument.model
+    target_serial = (serial or appearance.instrument.serial).strip().upper()
+    if target_model not in rules.models:
+        raise ReviewError(f"unknown model {target_model!r}")
+    if not force and not rules.fits(target_model, target_serial):
+        blocks = ", ".join(b.pattern for b in rules.model(target_model).blocks)
+        raise ReviewError(f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it")
+    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _move(session, appearance, target_model, target_serial, window)
+    _decide(flag, "corrected", reviewer, at, reason)
+    _settle(session, appearance, at)
+    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _log(
+        session,
+        action="correct",
+        reviewer=reviewer,
+        at=at,
+        flag=flag,
+        appearance=appearance,
+        old=old,
+        new=new,
+        note=reason,
+    )
+    return flag
+
+
+def change_model(
+    session: Session,
+    flag_id: int,
+    model: str,
+    reviewer: str,
+    rules: Rules,
+    *,
+    reason: str,
+    force: bool = False,
+) -> Flag:
+    """The serial is right but the listing names the wrong model (the seed's "MS url says Sigma but it's a
+    Lambda"): a correction of the model only."""
+    return correct(session, flag_id, reviewer, rules, model=model, reason=reason, force=force)
+
+
+def dismiss(
+    session: Session,
+    flag_id: int,
+    reviewer: str,
+    note: str | None = None,
+    window: timedelta = DEFAULT_REPOST_WINDOW,
+) -> Flag:
+    """Not a sighting: close the flag and take the appearance out of the count and the classification."""
+    at = utcnow()
+    flag = _flag(session, flag_id)
+    appearance = flag.appearance
+    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _decide(flag, "dismissed", reviewer, at, note)
+    if appearance is not None:
+        if appearance.kind == "new":
+            appearance.kind = "duplicate_sale"  # let the next sighting become the first one
+        appearance.status = "dismissed"
+        appearance.reviewed_at = at
+        session.flush()
+        reclassify_instruments(session, [appearance.instrument_id], window)
+        session.refresh(appearance)
+    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    _log(
+        session,
+        action="dismiss",
+        reviewer=reviewer,
+        at=at,
+        flag=flag,
+        appearance=appearance,
+        old=old,
+        new=new,
+        note=note,
+    )
+    return flag
+
+
+def mark_kind(
+    session: Session,
+    appearance_id: int,
+    kind: str,
+    reviewer: str,
+    note: str | None = None,
+    window: timedelta = DEFAULT_REPOST_WINDOW,
+) -> Appearance:
+    """Overrule the classifier (e.g. "different photographs but seemingly the same seller" → repost); the
+    kind is then kept through later re-classifications."""
+    if kind not in APPEARANCE_KINDS:
+        raise ReviewError(f"kind must be one of {', '.join(APPEARANCE_KINDS)}")
+    at = utcnow()
+    appearance = session.get(Appearance, appearance_id)
+    if appearance is None:
+        raise ReviewError(f"no appearance {appearance_id}")
+    if kind == "new":
+        other = session.scalar(
+            select(Appearance.id).where(
+                Appearance.instrument_id == appearance.instrument_id,
+                Appearance.kind == "new",
+                Appearance.id != appearance.id,
+            )
+        )
+        if other is not None:
+            raise ReviewError(f"appearance {other} is already the first sighting of this instrument")
+    old = _appearance_state(appearance)
+    appearance.kind = kind
+    appearance.kind_locked = True
+    appearance.reviewed_at = at
+    session.flush()
+    reclassify_instruments(session, [appearance.instrument_id], window)
+    session.refresh(appearance)
+    _log(
+        session,
+        action="mark_kind",
+        reviewer=reviewer,
+        at=at,
+        appearance=appearance,
+        old=old,
+        new=_appearance_state(appearance),
+        note=note,
+    )
+    return appearance
+
+
+def add_note(session: Session, flag_id: int, reviewer: str, note: str) -> Flag:
+    """A remark on a flag without deciding it ("s/n only visible on box")."""
+    at = utcnow()
+    flag = _flag(session, flag_id, open_only=False)
+    old = {"note": flag.note}
+    flag.note = f"{flag.note}\n{note}" if flag.note else note
+    _log(
+        session,
+        action="note",
+        reviewer=reviewer,
+        at=at,
+        flag=flag,
+        appearance=flag.appearance,
+        old=old,
+        new={"note": flag.note},
+        note=note,
+    )
+    return flag
+
+
+def review_log_for(session: Session, flag_id: int) -> list[ReviewLog]:
+    """The decisions on one flag, oldest first."""
+    return list(session.scalars(select(ReviewLog).where(ReviewLog.flag_id == flag_id).order_by(ReviewLog.id)))
+
+
+def instrument_of(session: Session, appearance_id: int) -> Instrument:
+    appearance = session.get(Appearance, appearance_id)
+    if appearance is None:
+        raise ReviewError(f"no appearance {appearance_id}")
+    return appearance.instrument

@@ -1,0 +1,399 @@
+"""Storage commands: `db upgrade`, `ingest`, `register import`, `review ...`, `queue`, `history`, `export`,
+`stats`. Thin callers of `db/`: each opens the database (upgrading an empty one), calls one library function
+inside one transaction and prints the rows as a Rich table, JSON (one array) or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import queries, review
+from db.engine import make_engine, session_scope
+from db.ingest import DEFAULT_BATCH_SIZE, ingest_jsonl
+from db.migrate import upgrade_engine
+from db.register import import_register_csv
+from korgwatch.paths import config_dir, default_db_url
+from pipeline.rules import Rules, RulesError, load_rules
+
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(StrEnum):
+    markdown = "markdown"
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: KORGWATCH_DB or the SQLite file in the data dir)."),
+]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Rules folder (default: KORGWATCH_CONFIG or the shipped config/)."),
+]
+ReviewerOption = Annotated[
+    str, typer.Option("--reviewer", "-r", help="Who decides (kept in the review log).")
+]
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+register_app = typer.Typer(help="The register's known serials.", no_args_is_help=True)
+review_app = typer.Typer(help="Decide flagged appearances (each decision is logged).", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(message, highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _engine(db: str | None) -> Iterator[Engine]:
+    """The database, upgraded to the newest schema (so an empty one just works)."""
+    engine = make_engine(db or default_db_url())
+    try:
+        upgrade_engine(engine)
+        yield engine
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}", 2) from None
+    finally:
+        engine.dispose()
+
+
+def _rules(config: Path | None) -> Rules:
+    try:
+        return load_rules(config or config_dir())
+    except RulesError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], title: str | None = None) -> None:
+    """Print rows in the chosen format; json is always one array, csv has a header row."""
+    if fmt == "json":
+        typer.echo(json.dumps(list(rows), ensure_ascii=False, indent=2, default=str))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(row.get(c)) for c in columns))
+        Console(width=200).print(table)
+
+
+# --- db, ingest, register ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or upgrade the schema to the newest migration.
+
+    Example: korgwatch db upgrade --db postgresql://localhost/korgwatch
+    """
+    with _engine(db):
+        pass
+    typer.echo("database is up to date")
+
+
+def ingest(
+    source: Annotated[
+        str, typer.Argument(help="A JSON Lines file of listing records, or - for standard input.")
+    ],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    batch_size: Annotated[int, typer.Option(help="Records per transaction.")] = DEFAULT_BATCH_SIZE,
+    repost_days: Annotated[int, typer.Option(help="Same seller within this many days = repost.")] = 60,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Store listings and classify the serials in them; bad lines are reported and skipped.
+
+    Example: korgwatch ingest listings.jsonl
+    """
+    rules = _rules(config)
+    with _engine(db) as engine:
+        try:
+            stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise _fail(f"{source}: cannot read ({exc.strerror})", 2) from None
+        with stream:
+            summary = ingest_jsonl(
+                stream, engine, rules, batch_size=batch_size, repost_window=timedelta(days=repost_days)
+            )
+    for error in summary.errors:
+        err_console.print(f"{'<stdin>' if source == '-' else source}: {error}", highlight=False, markup=False)
+    data = summary.to_dict()
+    data.pop("errors")
+    data["errors"] = len(summary.errors)
+    emit([data], fmt.value, list(data), title="ingest")
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@register_app.command("import")
+def register_import(
+    path: Annotated[Path, typer.Argument(help="CSV with columns model, serial, date, note, url.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Import known serials from the register; bad rows are reported with their line, good ones kept.
+
+    Example: korgwatch register import config/register/seed.csv
+    """
+    rules = _rules(config)
+    if not path.is_file():
+        raise _fail(f"{path}: no such file", 2)
+    with _engine(db) as engine, session_scope(engine) as session:
+        summary = import_register_csv(session, path, rules)
+    for error in summary.errors:
+        err_console.print(error, highlight=False, markup=False)
+    data = summary.to_dict()
+    data["errors"] = len(summary.errors)
+    emit([data], fmt.value, list(data), title="register import")
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+# --- review ----------------------------------------------------------------------------------------------
+
+
+def _decide(db: str | None, action: Callable[[Any], Any]) -> None:
+    with _engine(db) as engine:
+        try:
+            with session_scope(engine) as session:
+                action(session)
+        except review.ReviewError as exc:
+            raise _fail(str(exc)) from None
+
+
+@review_app.command("confirm")
+def review_confirm(
+    flag_id: int,
+    reviewer: ReviewerOption,
+    note: Annotated[str | None, typer.Option()] = None,
+    db: DbOption = None,
+) -> None:
+    """The serial was read right: close the flag; the appearance counts.
+
+    Example: korgwatch review confirm 12 -r alice --note "s/n visible on the back panel photo"
+    """
+    _decide(db, lambda s: review.confirm(s, flag_id, reviewer, note))
+    typer.echo(f"flag {flag_id} confirmed")
+
+
+@review_app.command("correct")
+def review_correct(
+    flag_id: int,
+    reviewer: ReviewerOption,
+    reason: Annotated[str, typer.Option(help="Why (kept in the review log).")],
+    serial: Annotated[str | None, typer.Option(help="The right serial.")] = None,
+    model: Annotated[str | None, typer.Option(help="The right model.")] = None,
+    force: Annotated[bool, typer.Option(help="Keep a serial that fits none of the model's blocks.")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Correct the serial and/or model (checked against the number blocks).
+
+    Example: korgwatch review correct 12 -r alice --serial 142817 --reason "photo shows 142817"
+    """
+    if serial is None and model is None:
+        raise _fail("give --serial and/or --model", 2)
+    rules = _rules(config)
+    _decide(
+        db,
+        lambda s: review.correct(
+            s, flag_id, reviewer, rules, serial=serial, model=model, reason=reason, force=force
+        ),
+    )
+    typer.echo(f"flag {flag_id} corrected")
+
+
+@review_app.command("dismiss")
+def review_dismiss(
+    flag_id: int,
+    reviewer: ReviewerOption,
+    note: Annotated[str | None, typer.Option()] = None,
+    db: DbOption = None,
+) -> None:
+    """Not a sighting: the appearance is left out of the counts.
+
+    Example: korgwatch review dismiss 12 -r alice --note "photo is of a Roland"
+    """
+    _decide(db, lambda s: review.dismiss(s, flag_id, reviewer, note))
+    typer.echo(f"flag {flag_id} dismissed")
+
+
+@review_app.command("kind")
+def review_kind(
+    appearance_id: int,
+    kind: Annotated[str, typer.Argument(help="new, duplicate_sale or repost")],
+    reviewer: ReviewerOption,
+    note: Annotated[str | None, typer.Option()] = None,
+    db: DbOption = None,
+) -> None:
+    """Overrule the classification of an appearance.
+
+    Example: korgwatch review kind 40 repost -r alice --note "different photographs, same seller"
+    """
+    _decide(db, lambda s: review.mark_kind(s, appearance_id, kind, reviewer, note))
+    typer.echo(f"appearance {appearance_id} marked {kind}")
+
+
+@review_app.command("note")
+def review_note(flag_id: int, note: str, reviewer: ReviewerOption, db: DbOption = None) -> None:
+    """Add a remark to a flag without deciding it.
+
+    Example: korgwatch review note 12 "s/n only visible on box" -r alice
+    """
+    _decide(db, lambda s: review.add_note(s, flag_id, reviewer, note))
+    typer.echo(f"note added to flag {flag_id}")
+
+
+# --- reports ---------------------------------------------------------------------------------------------
+
+
+def queue(
+    code: Annotated[str | None, typer.Option(help="Only this flag code.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Open flags waiting for a reviewer, newest first.
+
+    Example: korgwatch queue --code serial_outside_blocks --format json
+    """
+    with _engine(db) as engine, session_scope(engine) as session:
+        rows = [
+            item.to_dict() for item in queries.review_queue(session, code=code, model=model, source=source)
+        ]
+    columns = ["flag_id", "created_at", "code", "model", "serial", "message", "suggestions", "source", "url"]
+    emit(rows, fmt.value, columns, title="review queue")
+
+
+def history(
+    serial: Annotated[str, typer.Argument(help="The serial number.")],
+    model: Annotated[
+        str | None, typer.Option(help="Only this model (serials can repeat between models).")
+    ] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Every appearance of a serial, oldest first.
+
+    Example: korgwatch history 134458 --model MS-10
+    """
+    with _engine(db) as engine, session_scope(engine) as session:
+        rows = [item.to_dict() for item in queries.history(session, serial, model)]
+    columns = ["seen_at", "model", "serial", "kind", "status", "source", "seller", "price", "currency", "url"]
+    emit(rows, fmt.value, columns, title=f"history of {serial}")
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option}: {text!r} is not a date (YYYY-MM-DD)", 2) from None
+
+
+def export(
+    since: Annotated[str, typer.Option(help="First day (YYYY-MM-DD) of first sightings to include.")],
+    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ExportFormat.markdown,
+) -> None:
+    """Newly seen serials (not in the register, none awaiting review), grouped by model, ready to paste.
+
+    Example: korgwatch export --since 2026-01-01 --format markdown
+    """
+    start = _date(since, "--since")
+    end = _date(until, "--until") if until else None
+    rules = _rules(config) if fmt == ExportFormat.markdown else None
+    with _engine(db) as engine, session_scope(engine) as session:
+        rows = queries.new_serials(session, start, end)
+    if fmt == ExportFormat.markdown:
+        typer.echo(queries.new_serials_markdown(rows, rules), nl=False)
+        return
+    emit(
+        [r.to_dict() for r in rows],
+        fmt.value,
+        ["model", "serial", "first_seen", "source", "url"],
+        title="new serials",
+    )
+
+
+def stats(db: DbOption = None, config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
+    """Per model and number block: units seen, lowest/highest serial, and an ESTIMATE of units made.
+
+    The estimate is the German tank estimator m + m/k − 1 over offsets within the block (m the highest
+    offset, k the units seen); it assumes serials are issued in sequence and sampled at random.
+    Example: korgwatch stats --format csv
+    """
+    rules = _rules(config)
+    with _engine(db) as engine, session_scope(engine) as session:
+        rows = [s.to_dict() for s in queries.stats(session, rules)]
+    per_model: dict[str, int] = {}
+    for row in rows:
+        per_model[row["model"]] = per_model.get(row["model"], 0) + row["units"]
+    for row in rows:
+        row["production_estimate"] = row.pop("estimate")
+        row["model_units"] = per_model[row["model"]]
+    emit(
+        rows,
+        fmt.value,
+        ["model", "model_units", "block", "units", "lowest", "highest", "production_estimate"],
+        title="units seen (production_estimate is an estimate: German tank m + m/k − 1)",
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the storage commands to the main app."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(register_app, name="register")
+    app.add_typer(review_app, name="review")
+    app.command("ingest")(ingest)
+    app.command("queue")(queue)
+    app.command("history")(history)
+    app.command("export")(export)
+    app.command("stats")(stats)

@@ -1,0 +1,161 @@
+"""Migrations and schema: an empty database upgrades itself on both backends, and look-ups use indexes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, insert, inspect, select, text
+
+from db.engine import make_engine, session_scope
+from db.migrate import current_revision, head_revision, upgrade
+from db.models import Appearance, Base, Instrument, Listing, Source
+from db.queries import history_statement
+
+
+def test_upgrade_empty_database(db_url: str) -> None:
+    upgrade(db_url)
+    upgrade(db_url)  # a second run is a no-op
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        tables = set(inspect(engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+    finally:
+        engine.dispose()
+
+
+def test_models_match_migrations(sqlite_url: str) -> None:
+    """Nothing in db/models.py is missing from the migrations (what `alembic check` tests)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_pragmas(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    finally:
+        engine.dispose()
+
+
+def _fill(engine: Engine, n: int) -> None:
+    """Many instruments with one appearance each, written with Core bulk inserts."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with session_scope(engine) as session:
+        session.execute(insert(Source), [{"name": "reverb"}])
+        session.execute(
+            insert(Listing),
+            [
+                {
+                    "source_id": 1,
+                    "external_id": str(i),
+                    "url": f"https://r/{i}",
+                    "title": "t",
+                    "body": "",
+                    "first_seen": now,
+                    "last_seen": now,
+                    "images": [],
+                    "extra": {},
+                    "content_hash": "x",
+                    "record_hash": "x",
+                }
+                for i in range(1, n + 1)
+            ],
+        )
+        session.execute(insert(Instrument), [{"model": "MS-20", "serial": str(140000 + i)} for i in range(1, n + 1)])
+        session.execute(
+            insert(Appearance),
+            [
+                {
+                    "listing_id": i,
+                    "instrument_id": i,
+                    "detected_model": "MS-20",
+                    "detected_serial": str(140000 + i),
+                    "kind": "new",
+                    "status": "counted",
+                    "seen_at": now + timedelta(minutes=i),
+                    "created_at": now,
+                    "kind_locked": False,
+                    "fits": [],
+                }
+                for i in range(1, n + 1)
+            ],
+        )
+
+
+def test_serial_lookup_uses_indexes(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        _fill(engine, 3000)
+        stmt = history_statement("141234")
+        with engine.connect() as connection:
+            sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+            if engine.dialect.name == "sqlite":
+                plan = " | ".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+                assert "USING INDEX ix_instruments_serial" in plan, plan
+                assert "ix_appearances_instrument_id_seen_at" in plan, plan
+                assert "SCAN instruments" not in plan and "SCAN appearances" not in plan, plan
+            else:
+                connection.exec_driver_sql("ANALYZE")
+                plan = " | ".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+                assert "ix_instruments_serial" in plan, plan
+                assert "ix_appearances_instrument_id_seen_at" in plan, plan
+            rows = connection.execute(stmt).all()
+        assert [r.serial for r in rows] == ["141234"]
+    finally:
+        engine.dispose()
+
+
+def test_foreign_keys_enforced(db_url: str) -> None:
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(IntegrityError), session_scope(engine) as session:
+            session.execute(insert(Instrument), [{"model": "MS-20", "serial": "140001"}])
+            session.execute(
+                text(
+                    "INSERT INTO appearances (listing_id, instrument_id, detected_model, detected_serial,"
+                    " kind, kind_locked, status, fits, seen_at, created_at)"
+                    " VALUES (999, 1, 'MS-20', '140001', 'new', false, 'counted', '[]', :t, :t)"
+                ),
+                {"t": datetime(2026, 1, 1)},
+            )
+        with session_scope(engine) as session:
+            assert session.scalars(select(Instrument)).all() == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_and_upgrade_again(db_url: str) -> None:
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert "listings" not in inspect(engine).get_table_names()
+        upgrade(db_url)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
