@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, storage
+from korgwatch.commands import analysis, crawling, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -15,6 +15,7 @@ app = typer.Typer(
 
 analysis.register(app)
 storage.register(app)
+crawling.register(app)
 
 
 def main() -> None:

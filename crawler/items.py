@@ -1,0 +1,38 @@
+"""The item the spiders yield: a listing record in itemadapter's dataclass form.
+
+Flat fields (not a nested record) so that Spidermon's field coverage sees `title`, `url` and `posted_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from crawler.pages.records import ListingRecord
+
+
+@dataclass(slots=True)
+class ListingItem:
+    """One listing as crawled, convertible to and from the extractors' frozen `ListingRecord`."""
+
+    source: str
+    url: str
+    external_id: str
+    title: str
+    body: str = ""
+    seller: str | None = None
+    posted_at: str | None = None
+    price: str | None = None
+    currency: str | None = None
+    images: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: ListingRecord) -> ListingItem:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)} | {"images": list(record.images)})
+
+    def to_record(self) -> ListingRecord:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["images"] = tuple(self.images)
+        values["extra"] = dict(self.extra)
+        return ListingRecord(**values)
