@@ -90,9 +90,10 @@ class Analyser:
 
         models = [self.rules.model(m.model) for m in mentions]
         title_candidates = self._candidates(t, title_matches)
-        # With a serial in the title of a single instrument, the body matters only where it names a serial
-        # with a cue word (a disagreement to flag); its bare numbers are then left unread.
-        cued_only = bool(title_candidates) and len(models) == 1
+        # With a serial in the title that fits its single instrument, the body matters only where it names a
+        # serial with a cue word (a disagreement to flag); its bare numbers are then left unread. A title serial
+        # that does not fit sends us through the whole body for one that does ("the plate reads 135041").
+        cued_only = len(models) == 1 and any(models[0].fitting_blocks(c.serial) for c in title_candidates)
         assigned = _assign(
             models, mentions, title_candidates, self._candidates(b, body_matches, cued_only),
             title_mentions + body_mentions,

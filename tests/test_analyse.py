@@ -185,3 +185,12 @@ def test_accessories_are_not_instruments(rules: Rules, title: str) -> None:
 def test_an_instrument_with_its_case_is_still_an_instrument(rules: Rules) -> None:
     (ms20,) = analyse_listing("Korg MS-20 with original case SN 144571", "", rules).instruments
     assert ms20.serial == "144571"
+
+
+def test_body_serial_that_fits_wins_over_a_title_serial_of_another_model(rules: Rules) -> None:
+    """The seed's MS-10 135041, titled at Matrixsynth with SQ-10 152817 seen on the back plate."""
+    (ms10,) = analyse_listing(
+        "Korg MS-10 Synthesizer SN 152817", "Fully serviced MS-10. The s/n on the rear plate reads 135041.", rules
+    ).instruments
+    assert ms10.serial == "135041"
+    assert codes(ms10) == [FLAG_TITLE_BODY_MISMATCH]
