@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, storage
+from korgwatch.commands import analysis, crawling, serve, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -16,6 +16,7 @@ app = typer.Typer(
 analysis.register(app)
 storage.register(app)
 crawling.register(app)
+serve.register(app)
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ def demo(
         )
     console.print(table)
     console.print(
-        f"Review them on the review page: [bold]korgwatch serve --db {db_url}[/] (coming soon), "
+        f"Review them on the review page: [bold]korgwatch serve --db {db_url}[/], "
         f"or here: korgwatch queue --db {db_url}",
         highlight=False,
     )

@@ -1,0 +1,82 @@
+"""`korgwatch serve`: the review page on this machine (or, with a token, on the network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from korgwatch.paths import config_dir, default_db_url
+
+TOKEN_ENV = "KORGWATCH_REVIEW_TOKEN"
+
+
+def review_token(token_file: Path | None = None) -> str | None:
+    """The review password: `KORGWATCH_REVIEW_TOKEN`, else the first line of `token_file`, else None."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token and token_file is not None:
+        token = token_file.read_text(encoding="utf-8").strip().splitlines()[0].strip() if token_file.exists() else ""
+    return token or None
+
+
+def serve(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: KORGWATCH_DB or the SQLite file in the data dir)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    reviewer: Annotated[
+        str | None, typer.Option("--reviewer", "-r", help="Name for the review log (default: your login name).")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help=f"File holding the review password (or set {TOKEN_ENV}).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Rules folder (default: KORGWATCH_CONFIG or the shipped config/).")
+    ] = None,
+) -> None:
+    """Serve the review queue: open flags, listings with their serials highlighted, one-key decisions.
+
+    Example: korgwatch serve --db sqlite:///korgwatch.sqlite --port 8000  (then open http://127.0.0.1:8000)
+    """
+    import getpass
+
+    import uvicorn
+
+    from pipeline.rules import RulesError, load_rules
+    from review.app import LOOPBACK_HOSTS, ReviewConfig, create_app, is_loopback
+
+    token = review_token(token_file)
+    loopback = is_loopback(host)
+    if not loopback and token is None:
+        typer.echo(
+            f"refusing to serve on {host}: anyone on the network could decide flags. "
+            f"Set {TOKEN_ENV} (or --token-file) to require a password, or use --host 127.0.0.1.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        rules = load_rules(config or config_dir())
+    except RulesError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    review_config = ReviewConfig(
+        db_url=db or default_db_url(),
+        rules=rules,
+        reviewer=reviewer or getpass.getuser(),
+        token=token,
+        # On loopback, refuse other Host headers: a web page cannot reach us through DNS rebinding.
+        allowed_hosts=(*LOOPBACK_HOSTS, host.strip("[]")) if loopback else None,
+    )
+    app = create_app(review_config)
+    where = f"[{host}]" if ":" in host else host
+    typer.echo(f"korgwatch review on http://{where}:{port}/" + (" (password required)" if token else ""), err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` to the korgwatch command line."""
+    app.command("serve")(serve)

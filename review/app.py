@@ -1,0 +1,542 @@
+"""The review page as a Starlette app: server-rendered pages and one POST form per decision.
+
+Every decision goes through `db/review.py` (which writes the review log); every read through `db/queries.py`
+or `review/queries.py`. The app adds only what a web page must: escaping (Jinja autoescape), CSRF tokens,
+optional HTTP basic auth, security headers. It never fetches a listing's URL or images: the reviewer's
+browser loads the photos straight from the marketplace.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from db import review
+from db.engine import make_engine, session_factory, session_scope
+from db.migrate import upgrade_engine
+from db.models import APPEARANCE_KINDS, FLAG_STATUSES, Flag
+from pipeline.analyse import analyse_listing
+from pipeline.normalise import normalise_with_map, original_span
+from pipeline.results import FLAG_CODES, Field
+from pipeline.rules import Rules
+from pipeline.serials import extract_serial_candidates
+from review import queries
+from review.present import Span, model_chart, safe_url, segments
+
+HERE = Path(__file__).resolve().parent
+CSRF_COOKIE = "kw_csrf"
+CSRF_FIELD = "csrf"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",  # the marketplace hosting a photo learns nothing about this page
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+KIND_LABELS = {"new": "first sighting", "duplicate_sale": "duplicate sale", "repost": "repost"}
+# What marking an appearance as each kind means to the reviewer ("new" = its own first sighting: another unit).
+MARK_LABELS = {"duplicate_sale": "duplicate sale", "repost": "repost", "new": "different unit"}
+DONE_MESSAGES = {
+    "confirm": "Flag {flag} confirmed.",
+    "correct": "Flag {flag} corrected.",
+    "model": "Flag {flag}: model changed.",
+    "dismiss": "Flag {flag} dismissed.",
+    "note": "Note added to flag {flag}.",
+    "kind": "Appearance {appearance} re-marked.",
+}
+
+
+@dataclass
+class ReviewConfig:
+    """How one review server runs: which database, which rules, who decides, and who may."""
+
+    db_url: str
+    rules: Rules
+    reviewer: str = "reviewer"
+    token: str | None = None  # when set, every request needs HTTP basic auth with this password
+    allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (DNS-rebinding guard on loopback)
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the server on this machine."""
+    host = host.strip("[]")
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+# --- security ------------------------------------------------------------------------------------------
+
+
+def csrf_token(config: ReviewConfig, seed: str) -> str:
+    """The token forms must echo: bound to the browser's cookie and to this server's secret."""
+    return hmac.new(config.secret, seed.encode(), hashlib.sha256).hexdigest()
+
+
+def _basic_user(request: Request, token: str) -> str | None:
+    """The user name when the request's basic auth carries the token as password, else None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not hmac.compare_digest(password.encode(), token.encode()):
+        return None
+    return user.strip() or "reviewer"
+
+
+class GuardMiddleware(BaseHTTPMiddleware):
+    """Host check, auth, the CSRF cookie and security headers on every response."""
+
+    def __init__(self, app: Any, config: ReviewConfig) -> None:
+        super().__init__(app)
+        self.config = config
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        config = self.config
+        response: Response
+        host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]") if request.headers.get("host") else ""
+        if config.allowed_hosts is not None and host not in config.allowed_hosts:
+            response = PlainTextResponse("unknown host", status_code=400)
+        elif (user := _basic_user(request, config.token) if config.token else config.reviewer) is None:
+            response = PlainTextResponse(
+                "korgwatch review: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="korgwatch"'}
+            )
+        else:
+            request.state.user = user
+            seed = request.cookies.get(CSRF_COOKIE, "")
+            fresh = not (len(seed) == 64 and all(c in "0123456789abcdef" for c in seed))
+            if fresh:
+                seed = secrets.token_hex(32)
+            request.state.csrf_seed = seed
+            request.state.csrf_fresh = fresh
+            response = await call_next(request)
+            if fresh:
+                response.set_cookie(CSRF_COOKIE, seed, httponly=True, samesite="strict", path="/")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.media_type == "text/html" or response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+async def checked_form(request: Request) -> FormData:
+    """The POSTed form, after the CSRF check (403 when the token is missing or wrong, or the origin foreign)."""
+    config: ReviewConfig = request.app.state.config
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "cross-origin request refused")
+    form = await request.form()
+    sent = str(form.get(CSRF_FIELD, ""))
+    if request.state.csrf_fresh or not sent:
+        raise HTTPException(403, "missing CSRF token: reload the page and try again")
+    if not hmac.compare_digest(sent, csrf_token(config, request.state.csrf_seed)):
+        raise HTTPException(403, "wrong CSRF token: reload the page and try again")
+    return form
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every scraped string is text, whatever it contains
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["safe_url"] = safe_url
+    env.filters["when"] = _when
+    env.filters["day"] = lambda d: d.date().isoformat() if d else ""
+    env.globals["KIND_LABELS"] = KIND_LABELS
+    env.globals["MARK_LABELS"] = MARK_LABELS
+    return Jinja2Templates(env=env)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    config: ReviewConfig = request.app.state.config
+    base = {
+        "csrf": csrf_token(config, request.state.csrf_seed),
+        "user": request.state.user,
+        "models": list(config.rules.models),
+        "done": _done_message(request),
+    }
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _read(request: Request) -> Session:
+    return session_factory(_engine(request))()
+
+
+def _local_next(value: str | None, fallback: str) -> str:
+    """Where to go after a decision: only a path on this server (no `//evil.example`, no scheme)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return fallback
+
+
+def _with_params(path: str, **params: Any) -> str:
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    if not query:
+        return path
+    return f"{path}{'&' if '?' in path else '?'}{query}"
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+# --- pages ----------------------------------------------------------------------------------------------
+
+
+def queue_page(request: Request) -> Response:
+    params = request.query_params
+    status = params.get("status", "open")
+    if status not in FLAG_STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(FLAG_STATUSES)}")
+    filters = queries.QueueFilters(
+        status=status,
+        code=params.get("code", "").strip(),
+        model=params.get("model", "").strip(),
+        source=params.get("source", "").strip(),
+    )
+    after = None
+    if params.get("after"):
+        try:
+            after = queries.decode_cursor(params["after"])
+        except ValueError:
+            raise HTTPException(400, "bad page cursor") from None
+    try:
+        limit = int(params.get("limit", queries.PAGE_SIZE))
+    except ValueError:
+        raise HTTPException(400, "limit must be a number") from None
+    with _read(request) as session:
+        rows, next_cursor = queries.queue_page(session, filters, after, limit)
+        counts = queries.code_counts(session, filters.status)
+        sources = queries.source_names(session)
+    items = []
+    for row in rows:
+        span = row.title_span
+        spans = [Span(span[0], span[1], "recorded", f"{row.model} serial")] if span else []
+        items.append({"row": row, "title": segments(row.title, spans)})
+    return render(
+        request,
+        "queue.html",
+        {
+            "items": items,
+            "filters": filters,
+            "counts": counts,
+            "total": sum(n for _, n in counts),
+            "codes": sorted(set(FLAG_CODES) | {c for c, _ in counts}),
+            "sources": sources,
+            "statuses": FLAG_STATUSES,
+            "next_url": _with_params("/", **filters.as_params(), limit=params.get("limit"), after=next_cursor)
+            if next_cursor
+            else None,
+            "first_url": _with_params("/", **filters.as_params()) if after else None,
+            "here": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        },
+    )
+
+
+def _done_message(request: Request) -> str | None:
+    done = request.query_params.get("done")
+    template = DONE_MESSAGES.get(done or "")
+    if template is None:
+        return None
+    return template.format(
+        flag=request.query_params.get("flag", "?"), appearance=request.query_params.get("appearance", "?")
+    )
+
+
+def _candidate_spans(title: str, body: str, rules: Rules, view: queries.ListingView) -> dict[str, list[Span]]:
+    """Every candidate serial the analyser sees, with the stored (recorded) spans taking precedence."""
+    spans: dict[str, list[Span]] = {"title": [], "body": []}
+    for item in view.appearances:
+        app = item.appearance
+        if app.serial_field in spans and app.serial_start is not None and app.serial_end is not None:
+            spans[app.serial_field].append(
+                Span(app.serial_start, app.serial_end, "recorded", f"{item.model} serial (recorded)")
+            )
+    analysis = analyse_listing(title, body, rules)
+    for instrument in analysis.instruments:
+        for cand in instrument.candidates:
+            chosen = instrument.serial_candidate == cand
+            label = f"{instrument.model} serial" if chosen else f"candidate {cand.serial}"
+            if cand.cue:
+                label += f" after “{cand.cue}”"
+            spans[cand.field].append(Span(cand.start, cand.end, "candidate", label))
+    # Numbers the analyser set aside (e.g. a body's plate number once the title gave a serial) still show.
+    fields: tuple[tuple[Field, str], ...] = (("title", title), ("body", body))
+    for name, text in fields:
+        taken = {(s.start, s.end) for s in spans[name]}
+        norm, origin = normalise_with_map(text)
+        for cand in extract_serial_candidates(norm, name):
+            start, end = original_span(origin, cand.start, cand.end, len(text))
+            if (start, end) not in taken:
+                cue = f" after “{cand.cue}”" if cand.cue else ""
+                spans[name].append(Span(start, end, "candidate", f"candidate {cand.serial}{cue}"))
+    return spans
+
+
+def listing_page(request: Request) -> Response:
+    config: ReviewConfig = request.app.state.config
+    listing_id = request.path_params["listing_id"]
+    with _read(request) as session:
+        view = queries.listing_view(session, listing_id, config.rules)
+        if view is None:
+            raise HTTPException(404, f"no listing {listing_id}")
+        listing = view.listing
+        spans = _candidate_spans(listing.title, listing.body or "", config.rules, view)
+        open_flag_ids = [f.id for f in view.flags if f.status == "open"]
+        next_flag = queries.neighbour_flag(session, open_flag_ids[-1]) if open_flag_ids else None
+        next_listing = None
+        if next_flag is not None:
+            nf = session.get(Flag, next_flag)
+            next_listing = nf.listing_id if nf else None
+        flags = [
+            {
+                "flag": f,
+                "message": str(f.details.get("message", "")),
+                "suggestions": [str(s) for s in f.details.get("suggestions") or ()],
+                "models": [str(m) for m in f.details.get("models") or () if m in config.rules.models],
+                "appearance": next((a for a in view.appearances if a.appearance.id == f.appearance_id), None),
+            }
+            for f in view.flags
+        ]
+        return render(
+            request,
+            "listing.html",
+            {
+                "view": view,
+                "listing": listing,
+                "flags": flags,
+                "title_segments": segments(listing.title, spans["title"]),
+                "body_segments": segments(listing.body or "", spans["body"]),
+                "images": [u for u in (safe_url(i) for i in listing.images or []) if u],
+                "kinds": APPEARANCE_KINDS,
+                "next_url": f"/listing/{next_listing}" if next_listing else None,
+                "here": f"/listing/{listing.id}",
+            },
+        )
+
+
+def models_page(request: Request) -> Response:
+    config: ReviewConfig = request.app.state.config
+    return render(request, "models.html", {"rules": config.rules})
+
+
+def model_page(request: Request) -> Response:
+    config: ReviewConfig = request.app.state.config
+    name = request.path_params["name"]
+    rule = config.rules.models.get(name)
+    if rule is None:
+        raise HTTPException(404, f"no model {name}")
+    with _read(request) as session:
+        points = queries.model_points(session, name)
+    chart = model_chart(rule, [(p.serial, p.first_seen, p.flagged, f"/listing/{p.listing_id}") for p in points])
+    return render(request, "model.html", {"rule": rule, "chart": chart, "points": points})
+
+
+# --- decisions ------------------------------------------------------------------------------------------
+
+Decision = Callable[[Session, FormData, str], Any]
+
+
+async def _decide(request: Request, decision: Decision, done: str, fallback: str, **ids: Any) -> Response:
+    """Check the form, run one decision in one transaction, then redirect (or answer JSON for fetch)."""
+    form = await checked_form(request)
+    user: str = request.state.user
+    engine = _engine(request)
+
+    def run() -> None:
+        with session_scope(engine) as session:
+            decision(session, form, user)
+
+    try:
+        await run_in_threadpool(run)
+    except review.ReviewError as exc:
+        if _wants_json(request):
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
+        return render(
+            request,
+            "error.html",
+            {"message": str(exc), "back": _local_next(str(form.get("next", "")), fallback)},
+            status_code=409,
+        )
+    target = _with_params(_local_next(str(form.get("next", "")), fallback), done=done, **ids)
+    if _wants_json(request):
+        return JSONResponse(
+            {"ok": True, "message": DONE_MESSAGES[done].format(**{"flag": "?", "appearance": "?", **ids})}
+        )
+    return RedirectResponse(target, status_code=303)
+
+
+def _text(form: FormData, name: str) -> str:
+    return str(form.get(name, "")).strip()
+
+
+async def _flag_listing(request: Request, flag_id: int) -> str:
+    def find() -> str:
+        with _read(request) as session:
+            flag = session.get(Flag, flag_id)
+            if flag is None:
+                raise HTTPException(404, f"no flag {flag_id}")
+            return f"/listing/{flag.listing_id}"
+
+    return await run_in_threadpool(find)
+
+
+async def confirm(request: Request) -> Response:
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+    return await _decide(
+        request,
+        lambda s, f, u: review.confirm(s, flag_id, u, _text(f, "note") or None),
+        "confirm",
+        fallback,
+        flag=flag_id,
+    )
+
+
+async def correct(request: Request) -> Response:
+    config: ReviewConfig = request.app.state.config
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+
+    def decide(session: Session, form: FormData, user: str) -> None:
+        serial = _text(form, "serial") or None
+        model = _text(form, "model") or None
+        if serial is None and model is None:
+            raise review.ReviewError("give the right serial (or model)")
+        review.correct(session, flag_id, user, config.rules, serial=serial, model=model, reason=_text(form, "reason"))
+
+    return await _decide(request, decide, "correct", fallback, flag=flag_id)
+
+
+async def change_model(request: Request) -> Response:
+    config: ReviewConfig = request.app.state.config
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+
+    def decide(session: Session, form: FormData, user: str) -> None:
+        review.change_model(session, flag_id, _text(form, "model"), user, config.rules, reason=_text(form, "reason"))
+
+    return await _decide(request, decide, "model", fallback, flag=flag_id)
+
+
+async def dismiss(request: Request) -> Response:
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+    return await _decide(
+        request,
+        lambda s, f, u: review.dismiss(s, flag_id, u, _text(f, "note") or None),
+        "dismiss",
+        fallback,
+        flag=flag_id,
+    )
+
+
+async def note(request: Request) -> Response:
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+
+    def decide(session: Session, form: FormData, user: str) -> None:
+        text = _text(form, "note")
+        if not text:
+            raise review.ReviewError("the note is empty")
+        review.add_note(session, flag_id, user, text)
+
+    return await _decide(request, decide, "note", fallback, flag=flag_id)
+
+
+async def mark_kind(request: Request) -> Response:
+    appearance_id = request.path_params["appearance_id"]
+
+    def decide(session: Session, form: FormData, user: str) -> None:
+        review.mark_kind(session, appearance_id, _text(form, "kind"), user, _text(form, "note") or None)
+
+    return await _decide(request, decide, "kind", "/", appearance=appearance_id)
+
+
+# --- errors and the app ---------------------------------------------------------------------------------
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    if _wants_json(request):
+        return JSONResponse({"ok": False, "error": detail}, status_code=status)
+    if not hasattr(request.state, "csrf_seed"):
+        return PlainTextResponse(detail, status_code=status)
+    return render(request, "error.html", {"message": detail, "back": "/"}, status_code=status)
+
+
+def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
+    """The review app over `config.db_url` (upgraded to the newest schema first)."""
+    engine = engine or make_engine(config.db_url)
+    upgrade_engine(engine)
+    routes = [
+        Route("/", queue_page, name="queue"),
+        Route("/listing/{listing_id:int}", listing_page, name="listing"),
+        Route("/models", models_page, name="models"),
+        Route("/models/{name:path}", model_page, name="model"),
+        Route("/flags/{flag_id:int}/confirm", confirm, methods=["POST"]),
+        Route("/flags/{flag_id:int}/correct", correct, methods=["POST"]),
+        Route("/flags/{flag_id:int}/model", change_model, methods=["POST"]),
+        Route("/flags/{flag_id:int}/dismiss", dismiss, methods=["POST"]),
+        Route("/flags/{flag_id:int}/note", note, methods=["POST"]),
+        Route("/appearances/{appearance_id:int}/kind", mark_kind, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    handler: Callable[[Request, Exception], Awaitable[Response]] = http_error
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(GuardMiddleware, config=config)],
+        exception_handlers={HTTPException: handler, 404: handler, 405: handler},
+    )
+    app.state.config = config
+    app.state.engine = engine
+    app.state.templates = _templates()
+    return app

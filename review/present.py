@@ -1,0 +1,180 @@
+"""Presentation helpers: text cut into highlighted segments and a model's serials laid out as a chart.
+
+Pure functions over plain values; the templates escape everything these return, so a hostile title stays text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from pipeline.rules import ModelRule
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of a field to highlight: `kind` picks the style ("recorded", "candidate"), `label` names it."""
+
+    start: int
+    end: int
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    span: Span | None = None
+
+
+def segments(text: str, spans: list[Span]) -> list[Segment]:
+    """Cut `text` at the spans; a span overlapping an earlier one (or out of range) is left unmarked.
+
+    Spans come from the database and may be stale after an edit: they are clamped, never trusted.
+    """
+    out: list[Segment] = []
+    pos = 0
+    for span in sorted(spans, key=lambda s: (s.start, 0 if s.kind == "recorded" else 1, -s.end)):
+        if span.start < pos or span.start >= span.end or span.end > len(text):
+            continue
+        if span.start > pos:
+            out.append(Segment(text[pos : span.start]))
+        out.append(Segment(text[span.start : span.end], span))
+        pos = span.end
+    if pos < len(text):
+        out.append(Segment(text[pos:]))
+    return out
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None: a scraped `javascript:` link must never become a live link."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
+
+
+# --- the model chart ----------------------------------------------------------------------------------
+
+CHART_WIDTH = 760
+PANEL_HEIGHT = 150
+LEFT = 70
+RIGHT = 40
+TOP = 22
+BOTTOM = 26
+
+
+@dataclass(frozen=True, slots=True)
+class Dot:
+    x: float
+    y: float
+    serial: str
+    date: str
+    flagged: bool
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """One number block (or "outside every block") as a band with the serials seen in it."""
+
+    title: str
+    top: float
+    height: float
+    low: int
+    high: int
+    shaded: bool
+    dots: tuple[Dot, ...]
+    y_ticks: tuple[tuple[float, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: int
+    height: int
+    left: int
+    right: int
+    panels: tuple[Panel, ...]
+    x_ticks: tuple[tuple[float, str], ...]
+    count: int
+    flagged: int
+
+
+def _block_range(prefix: str, length: int, low: int | None, high: int | None) -> tuple[int, int]:
+    base_low = int(prefix.ljust(length, "0")) if length else 0
+    base_high = int(prefix.ljust(length, "9")) if length else 0
+    return (
+        max(base_low, low) if low is not None else base_low,
+        min(base_high, high) if high is not None else base_high,
+    )
+
+
+def model_chart(rule: ModelRule, points: list[tuple[str, datetime, bool, str]]) -> Chart:
+    """Lay out (serial, first seen, flagged, link) points: one shaded band per block, x = first-seen date.
+
+    Blocks such as 14nnnn and 439nnn are far apart, so each gets its own band rather than one squashed axis.
+    """
+    groups: list[tuple[str, int, int, bool, list[tuple[str, datetime, bool, str]]]] = []
+    placed: set[int] = set()
+    for block in rule.blocks:
+        low, high = _block_range(block.prefix, block.length, block.min, block.max)
+        inside = [p for i, p in enumerate(points) if block.fits(p[0]) and i not in placed]
+        placed |= {i for i, p in enumerate(points) if block.fits(p[0])}
+        title = f"{block.describe()}: {len(inside)} seen"
+        groups.append((title, low, high, True, inside))
+    outside = [p for i, p in enumerate(points) if i not in placed]
+    if outside:
+        numeric = [int(p[0]) for p in outside if p[0].isdigit()]
+        low, high = (min(numeric), max(numeric)) if numeric else (0, 1)
+        groups.append((f"outside every block: {len(outside)} seen", low, max(high, low + 1), False, outside))
+
+    dates = [p[1] for p in points]
+    start = min(dates) if dates else datetime(1977, 1, 1, tzinfo=UTC)
+    end = max(dates) if dates else start + timedelta(days=365)
+    if end - start < timedelta(days=30):
+        start, end = start - timedelta(days=15), end + timedelta(days=15)
+    pad = (end - start) * 0.04  # keep the marks off the band's edges
+    start, end = start - pad, end + pad
+    plot_w = CHART_WIDTH - LEFT - RIGHT
+
+    def x_of(when: datetime) -> float:
+        return round(LEFT + plot_w * (when - start) / (end - start), 1)
+
+    panels: list[Panel] = []
+    top = float(TOP)
+    inner = PANEL_HEIGHT - 20
+    for title, low, high, shaded, members in groups:
+        span = max(high - low, 1)
+
+        def y_of(serial: str, low: int = low, span: int = span, top: float = top) -> float:
+            value = int(serial) if serial.isdigit() else low
+            frac = min(max((value - low) / span, 0.0), 1.0)
+            return round(top + 20 + (inner - 12) * (1 - frac), 1)
+
+        dots = tuple(
+            Dot(x_of(when), y_of(serial), serial, when.date().isoformat(), flagged, href)
+            for serial, when, flagged, href in members
+        )
+        ticks = tuple(
+            (round(top + 20 + (inner - 12) * (1 - f), 1), str(round(low + span * f))) for f in (0.0, 0.5, 1.0)
+        )
+        panels.append(Panel(title, top, PANEL_HEIGHT, low, high, shaded, dots, ticks))
+        top += PANEL_HEIGHT + 8
+    x_ticks = tuple(
+        (x_of(start + (end - start) * f), (start + (end - start) * f).strftime("%Y-%m"))
+        for f in (0, 0.25, 0.5, 0.75, 1)
+    )
+    return Chart(
+        CHART_WIDTH,
+        int(top + BOTTOM),
+        LEFT,
+        RIGHT,
+        tuple(panels),
+        x_ticks,
+        len(points),
+        sum(1 for p in points if p[2]),
+    )
