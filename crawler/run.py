@@ -208,6 +208,7 @@ def record_crawl_run(db_url: str, run: SourceRun) -> int:
                 pages=run.pages,
                 listings_new=run.listings_new,
                 listings_updated=run.listings_updated,
+                listings_unchanged=run.listings_unchanged,
                 flags_raised=run.flags_raised,
                 errors=run.errors,
                 log_tail=run.log_tail or None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, serve, storage
+from korgwatch.commands import analysis, crawling, schedule, serve, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -17,6 +17,7 @@ analysis.register(app)
 storage.register(app)
 crawling.register(app)
 serve.register(app)
+schedule.register(app)
 
 
 def main() -> None:

@@ -11,10 +11,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# APScheduler's SQLAlchemyJobStore creates and owns this table in the same database; it is not ours to migrate.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite can only ALTER through copies
         compare_type=True,
     )

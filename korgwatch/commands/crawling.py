@@ -51,6 +51,10 @@ def crawl(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the runs as JSON to this file.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Scrapy log level.")] = "WARNING",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show live progress.")] = True,
+    impolite: Annotated[
+        bool,
+        typer.Option("--impolite", help="No delays and no robots.txt: only for your own test servers and mirrors."),
+    ] = False,
 ) -> None:
     """Crawl sources into the store, then print a summary per source; each run is recorded in crawl_runs.
 
@@ -76,6 +80,7 @@ def crawl(
                 jobdir=jobdir,
                 config_path=config,
                 progress=progress,
+                polite=not impolite,
                 settings={"LOG_LEVEL": log_level.upper()},
             ),
             console=err_console,

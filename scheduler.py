@@ -1,0 +1,35 @@
+"""Run the korgwatch scheduler: `python scheduler.py [--config schedule.yaml] [--db URL]`.
+
+The same scheduler as `korgwatch schedule run` (korgwatch/scheduling/service.py), for process supervisors that
+prefer a script. Stops cleanly on SIGTERM/SIGINT; see docs/scheduling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scheduler.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="schedule file (default: config/schedule.yaml)")
+    parser.add_argument("--db", help="database URL for jobs and data (default: KORGWATCH_DB or the data dir)")
+    parser.add_argument("--log-level", default="INFO", help="scheduler log level (default: INFO)")
+    args = parser.parse_args(argv)
+
+    from korgwatch.scheduling.config import ScheduleError, load_schedule
+    from korgwatch.scheduling.service import SchedulerService, configure_logging, resolve_db_url
+
+    try:
+        config = load_schedule(args.config)
+    except ScheduleError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    return SchedulerService(config, resolve_db_url(config, args.db)).run_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
