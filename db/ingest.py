@@ -12,6 +12,11 @@ How an appearance is classified (the register page's vocabulary):
   or shares an image URL with it ("same photos, probably same seller"), else `duplicate_sale`.
 Sightings are ordered by the listing's posted time (else first-seen), so ingesting an old archive after a new
 crawl still gives the January listing `new` and the June one `duplicate_sale`.
+
+Two units, one serial: once a reviewer has split a serial into units (`db.review.mark_different_unit`), a new
+listing of it joins unit 1's timeline, unless it shares a photo URL with a sighting of exactly one other unit,
+or (no photo shared with any unit) has the seller of a sighting of exactly one other unit. A listing that fits
+several units, or none, stays with unit 1: the reviewer moves it if need be.
 """
 
 from __future__ import annotations
@@ -231,9 +236,10 @@ def ensure_sources(session: Session, names: Iterable[str]) -> dict[str, int]:
 def ensure_instruments(
     session: Session, pairs: Iterable[tuple[str, str]], created: set[int] | None = None
 ) -> dict[tuple[str, str], int]:
-    """Instrument ids by (model, serial), creating the missing ones; the unique key settles races.
+    """Unit 1's instrument id by (model, serial), creating the missing ones; the unique key settles races.
 
     `created` (if given) receives the ids this transaction created: nobody else can have sighted those yet.
+    Further units of a serial exist only by a reviewer's decision; `pick_units` routes sightings to them.
     """
     wanted = sorted(set(pairs))
     ids: dict[tuple[str, str], int] = {}
@@ -241,8 +247,8 @@ def ensure_instruments(
         ids.update(_select_instruments(session, chunk))
     missing = [p for p in wanted if p not in ids]
     if missing:
-        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial"])
-        params = [{"model": m, "serial": s} for m, s in missing]
+        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
+        params = [{"model": m, "serial": s, "unit": 1} for m, s in missing]
         if session.get_bind().dialect.name == "postgresql":
             # RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
             inserted = {tuple(r) for r in session.execute(stmt.returning(Instrument.model, Instrument.serial), params)}
@@ -262,9 +268,67 @@ def _select_instruments(session: Session, pairs: Sequence[tuple[str, str]]) -> d
     wanted = set(pairs)
     serials = sorted({serial for _, serial in pairs})
     rows = session.execute(
-        select(Instrument.model, Instrument.serial, Instrument.id).where(Instrument.serial.in_(serials))
+        select(Instrument.model, Instrument.serial, Instrument.id).where(
+            Instrument.serial.in_(serials), Instrument.unit == 1
+        )
     )
     return {(m, s): i for m, s, i in rows if (m, s) in wanted}
+
+
+@dataclass
+class _UnitEvidence:
+    """What a new listing may share with one unit's earlier sightings."""
+
+    instrument_id: int
+    unit: int
+    sellers: set[str] = field(default_factory=set)
+    images: set[str] = field(default_factory=set)
+
+
+def unit_evidence(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[_UnitEvidence]]:
+    """For the serials among `pairs` that a reviewer split into units: each unit's sellers and photos."""
+    wanted = set(pairs)
+    units: dict[tuple[str, str], list[_UnitEvidence]] = defaultdict(list)
+    split: set[tuple[str, str]] = set()
+    for serials in _chunks(sorted({serial for _, serial in wanted})):
+        for model, serial in session.execute(
+            select(Instrument.model, Instrument.serial).where(Instrument.serial.in_(list(serials)), Instrument.unit > 1)
+        ):
+            if (model, serial) in wanted:
+                split.add((model, serial))
+    if not split:
+        return {}
+    by_id: dict[int, _UnitEvidence] = {}
+    for serials in _chunks(sorted({serial for _, serial in split})):
+        for iid, model, serial, unit in session.execute(
+            select(Instrument.id, Instrument.model, Instrument.serial, Instrument.unit).where(
+                Instrument.serial.in_(list(serials))
+            )
+        ):
+            if (model, serial) in split:
+                by_id[iid] = evidence = _UnitEvidence(iid, unit)
+                units[(model, serial)].append(evidence)
+    for ids in _chunks(sorted(by_id)):
+        for iid, seller, images in session.execute(
+            select(Appearance.instrument_id, Listing.seller, Listing.images)
+            .join(Listing, Listing.id == Appearance.listing_id)
+            .where(Appearance.instrument_id.in_(list(ids)), Appearance.status != "dismissed")
+        ):
+            if seller and seller.strip():
+                by_id[iid].sellers.add(seller.strip().casefold())
+            by_id[iid].images.update(images or ())
+    return dict(units)
+
+
+def pick_unit(units: list[_UnitEvidence], seller: str | None, images: Iterable[str], default: int) -> int:
+    """The instrument a new sighting of a split serial belongs to (the rule in this module's docstring)."""
+    photos = set(images)
+    by_photo = [u for u in units if u.images & photos]
+    if by_photo:
+        return by_photo[0].instrument_id if len(by_photo) == 1 else default
+    who = seller.strip().casefold() if seller and seller.strip() else None
+    by_seller = [u for u in units if who and who in u.sellers]
+    return by_seller[0].instrument_id if len(by_seller) == 1 else default
 
 
 # --- classification ---------------------------------------------------------------------------------
@@ -602,6 +666,7 @@ def _store_analyses(
     created: set[int] = set()
     instrument_ids = ensure_instruments(session, pairs, created)
     fresh = {iid: pair for pair, iid in instrument_ids.items() if iid in created}
+    split_units = unit_evidence(session, set(pairs) - set(fresh.values()))
 
     listing_ids = [a.listing_id for a in analysed if a.existed]
     old_apps: dict[tuple[int, str, str], Any] = {}
@@ -661,6 +726,9 @@ def _store_analyses(
             wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
             iid = instrument_ids[(instrument.model, instrument.serial)]
             record = item.record
+            units = split_units.get((instrument.model, instrument.serial))
+            if units:
+                iid = pick_unit(units, record.seller, record.images, iid)
             sighting = Sighting(iid, item.listing_id, item.seen_at, record.seller, frozenset(record.images), record.url)
             new_app: dict[str, Any] = {
                 "listing_id": item.listing_id,

@@ -131,14 +131,24 @@ class ListingRevision(Base):
 
 
 class Instrument(Base):
-    """One physical instrument as the register knows it: a model and its serial number."""
+    """One physical instrument as the register knows it: a model, its serial number and which unit.
+
+    `unit` is 1 unless a reviewer found a second physical unit carrying the same serial (the register's
+    "A second MS-10 with this serial number. Visibly different from the first."): that one is unit 2, with its
+    own first sighting, so the one-`new`-per-instrument index holds per unit (migration 0004).
+    """
 
     __tablename__ = "instruments"
-    __table_args__ = (UniqueConstraint("model", "serial"), Index("ix_instruments_serial", "serial"))
+    __table_args__ = (
+        UniqueConstraint("model", "serial", "unit"),
+        CheckConstraint("unit >= 1", name="unit"),
+        Index("ix_instruments_serial", "serial"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model: Mapped[str] = mapped_column(String(64))
     serial: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class Appearance(Base):

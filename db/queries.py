@@ -53,7 +53,7 @@ def new_serials(session: Session, since: date, until: date | None = None) -> lis
     pending = exists().where(Appearance.instrument_id == Instrument.id, Appearance.status == "pending")
     registered = exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial)
     stmt = (
-        select(Instrument.model, Instrument.serial, first.c.first_seen)
+        select(Instrument.id, Instrument.model, Instrument.serial, first.c.first_seen)
         .join(first, first.c.instrument_id == Instrument.id)
         .where(first.c.first_seen >= _start(since), ~pending, ~registered)
     )
@@ -61,13 +61,13 @@ def new_serials(session: Session, since: date, until: date | None = None) -> lis
         stmt = stmt.where(first.c.first_seen < _start(until + timedelta(days=1)))
     rows = session.execute(stmt).all()
     result: list[NewSerial] = []
-    for model, serial, first_seen in rows:
+    for instrument_id, model, serial, first_seen in rows:
+        # Per instrument: a second unit of a serial links to its own first sighting.
         link = session.execute(
             select(Listing.url, Source.name)
             .join(Appearance, Appearance.listing_id == Listing.id)
             .join(Source, Source.id == Listing.source_id)
-            .join(Instrument, Instrument.id == Appearance.instrument_id)
-            .where(Instrument.model == model, Instrument.serial == serial, Appearance.status == "counted")
+            .where(Appearance.instrument_id == instrument_id, Appearance.status == "counted")
             .order_by(Appearance.seen_at, Appearance.id)
             .limit(1)
         ).one()
@@ -168,6 +168,7 @@ class HistoryItem:
     url: str
     price: str | None
     currency: str | None
+    unit: int = 1  # 2, 3... for other physical units a reviewer found with the same serial
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -191,6 +192,7 @@ def history_statement(serial: str, model: str | None = None) -> Any:
             Listing.url,
             Listing.price,
             Listing.currency,
+            Instrument.unit,
         )
         .select_from(Instrument)
         .join(Appearance, Appearance.instrument_id == Instrument.id)
@@ -205,7 +207,8 @@ def history_statement(serial: str, model: str | None = None) -> Any:
 
 
 def history(session: Session, serial: str, model: str | None = None) -> list[HistoryItem]:
-    """Every appearance of a serial, oldest first (several models may share a serial: pass `model`)."""
+    """Every appearance of a serial, oldest first (several models may share a serial: pass `model`); `unit`
+    tells apart physical units a reviewer found sharing one model+serial."""
     items = []
     for row in session.execute(history_statement(serial.strip().upper(), model)):
         items.append(
@@ -222,6 +225,7 @@ def history(session: Session, serial: str, model: str | None = None) -> list[His
                 row[9],
                 None if row[10] is None else f"{row[10]:.2f}",
                 row[11],
+                row[12],
             )
         )
     return items

@@ -4,16 +4,19 @@ Each decision changes the flag (and its appearance) and appends one row to `revi
 values, so the register's history can always be explained. What the decisions mean:
 - confirm: the analyser's reading is right; the appearance counts once it has no open flags left;
 - correct: the serial (and/or model) was misread; the appearance moves to the right instrument and counts;
-- dismiss: not a sighting at all (wrong instrument, a photo of another unit...); the appearance never counts.
+- dismiss: not a sighting at all (wrong instrument, a photo of another unit...); the appearance never counts;
+- different unit: a second physical instrument with the same model and serial; the appearance (and any later
+  ones the reviewer names) become the next unit of that serial, with its own first sighting.
 Functions take a Session and never commit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.ingest import DEFAULT_REPOST_WINDOW, ensure_instruments, reclassify_instruments, utcnow
@@ -273,6 +276,106 @@ def mark_kind(
         note=note,
     )
     return appearance
+
+
+def _unit_state(appearance: Appearance) -> dict[str, Any]:
+    return {
+        "model": appearance.instrument.model,
+        "serial": appearance.instrument.serial,
+        "unit": appearance.instrument.unit,
+        "kind": appearance.kind,
+        "status": appearance.status,
+    }
+
+
+def mark_different_unit(
+    session: Session,
+    appearance_id: int,
+    reviewer: str,
+    note: str | None = None,
+    *,
+    later: Iterable[int] = (),
+    window: timedelta = DEFAULT_REPOST_WINDOW,
+) -> Instrument:
+    """A different physical unit with the same serial ("A second MS-10 with this serial number. Visibly
+    different from the first."): move the appearance, and the `later` appearances the reviewer names, to a
+    new unit of the same model+serial, whose first sighting (`new`, kept through re-classifications) it
+    becomes; both units' remaining sightings are classified again. Returns the new unit's instrument.
+    """
+    at = utcnow()
+    appearance = session.get(Appearance, appearance_id)
+    if appearance is None:
+        raise ReviewError(f"no appearance {appearance_id}")
+    if appearance.status == "dismissed":
+        raise ReviewError(f"appearance {appearance_id} was dismissed: it is not a sighting of any unit")
+    source = appearance.instrument
+    others: list[Appearance] = []
+    for other_id in dict.fromkeys(later):
+        if other_id == appearance_id:
+            continue
+        other = session.get(Appearance, other_id)
+        if other is None:
+            raise ReviewError(f"no appearance {other_id}")
+        if other.instrument_id != source.id:
+            what = f"{source.model} {source.serial} unit {source.unit}"
+            raise ReviewError(f"appearance {other_id} is not a sighting of {what}")
+        if (other.seen_at, other.id) < (appearance.seen_at, appearance.id):
+            raise ReviewError(
+                f"appearance {other_id} is older than {appearance_id}: name the other unit's earliest sighting"
+            )
+        others.append(other)
+    moving = {appearance.id, *(o.id for o in others)}
+    staying = session.scalar(
+        select(func.count()).where(
+            Appearance.instrument_id == source.id,
+            Appearance.status != "dismissed",
+            Appearance.id.not_in(moving),
+        )
+    )
+    if not staying:
+        raise ReviewError(
+            f"no other sighting of {source.model} {source.serial} unit {source.unit} would be left: "
+            "a different unit needs the first one to differ from"
+        )
+    old = {"appearance": _unit_state(appearance), "moved": sorted(moving)}
+    # Two reviewers splitting the same serial take turns (PostgreSQL; SQLite's write lock already does this);
+    # the unique key (model, serial, unit) is the backstop.
+    session.execute(
+        select(Instrument.id)
+        .where(Instrument.model == source.model, Instrument.serial == source.serial, Instrument.unit == 1)
+        .with_for_update()
+    )
+    top = session.scalar(
+        select(func.max(Instrument.unit)).where(Instrument.model == source.model, Instrument.serial == source.serial)
+    )
+    unit = Instrument(model=source.model, serial=source.serial, unit=(top or 1) + 1)
+    session.add(unit)
+    session.flush()
+    for other in others:
+        if other.kind == "new":  # the one `new` of the new unit is `appearance`
+            other.kind, other.kind_locked = "duplicate_sale", False
+        other.instrument_id = unit.id
+        other.reviewed_at = at
+    appearance.instrument_id = unit.id
+    appearance.kind = "new"
+    appearance.kind_locked = True
+    appearance.reviewed_at = at
+    session.flush()
+    for moved in (appearance, *others):
+        session.expire(moved, ["instrument"])
+    reclassify_instruments(session, [source.id, unit.id], window)
+    session.refresh(appearance)
+    _log(
+        session,
+        action="different_unit",
+        reviewer=reviewer,
+        at=at,
+        appearance=appearance,
+        old=old,
+        new={"appearance": _unit_state(appearance), "moved": sorted(moving)},
+        note=note,
+    )
+    return unit
 
 
 def add_note(session: Session, flag_id: int, reviewer: str, note: str) -> Flag:

@@ -62,8 +62,9 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 KIND_LABELS = {"new": "first sighting", "duplicate_sale": "duplicate sale", "repost": "repost"}
-# What marking an appearance as each kind means to the reviewer ("new" = its own first sighting: another unit).
-MARK_LABELS = {"duplicate_sale": "duplicate sale", "repost": "repost", "new": "different unit"}
+# What marking an appearance as each kind means to the reviewer. "Different unit" is not a kind but its own
+# decision (`db.review.mark_different_unit`): the sighting becomes the first of another unit with that serial.
+MARK_LABELS = {"duplicate_sale": "duplicate sale", "repost": "repost", "new": "first sighting"}
 DONE_MESSAGES = {
     "confirm": "Flag {flag} confirmed.",
     "correct": "Flag {flag} corrected.",
@@ -71,6 +72,7 @@ DONE_MESSAGES = {
     "dismiss": "Flag {flag} dismissed.",
     "note": "Note added to flag {flag}.",
     "kind": "Appearance {appearance} re-marked.",
+    "unit": "Appearance {appearance} is now the first sighting of a different unit.",
 }
 
 
@@ -500,6 +502,21 @@ async def mark_kind(request: Request) -> Response:
     return await _decide(request, decide, "kind", "/", appearance=appearance_id)
 
 
+async def mark_different_unit(request: Request) -> Response:
+    appearance_id = request.path_params["appearance_id"]
+
+    def decide(session: Session, form: FormData, user: str) -> None:
+        later: list[int] = []
+        for value in form.getlist("also"):
+            try:
+                later.append(int(str(value)))
+            except ValueError:
+                raise review.ReviewError(f"not an appearance id: {value!r}") from None
+        review.mark_different_unit(session, appearance_id, user, _text(form, "note") or None, later=later)
+
+    return await _decide(request, decide, "unit", "/", appearance=appearance_id)
+
+
 # --- errors and the app ---------------------------------------------------------------------------------
 
 
@@ -528,6 +545,7 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
         Route("/flags/{flag_id:int}/dismiss", dismiss, methods=["POST"]),
         Route("/flags/{flag_id:int}/note", note, methods=["POST"]),
         Route("/appearances/{appearance_id:int}/kind", mark_kind, methods=["POST"]),
+        Route("/appearances/{appearance_id:int}/unit", mark_different_unit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handler: Callable[[Request, Exception], Awaitable[Response]] = http_error

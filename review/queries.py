@@ -213,6 +213,17 @@ class AppearanceView:
     fit_sentence: str
     blocks: list[tuple[str, bool]]
     timeline: list[HistoryItem]
+    unit: int = 1
+
+    @property
+    def timeline_units(self) -> list[tuple[str | None, list[HistoryItem]]]:
+        """The timeline cut per physical unit, each with a heading; one unlabelled part while nobody split it."""
+        if all(item.unit == 1 for item in self.timeline):
+            return [(None, self.timeline)]
+        parts: dict[tuple[str, int], list[HistoryItem]] = {}
+        for item in self.timeline:
+            parts.setdefault((item.model, item.unit), []).append(item)
+        return [(f"{model} unit {unit}", items) for (model, unit), items in sorted(parts.items())]
 
 
 @dataclass
@@ -264,7 +275,15 @@ def listing_view(session: Session, listing_id: int, rules: Rules) -> ListingView
         rule = rules.models.get(model)
         blocks = [(b.pattern, b.fits(serial)) for b in rule.blocks] if rule else []
         appearances.append(
-            AppearanceView(app, model, serial, fit_sentence(serial, model, rules), blocks, history(session, serial))
+            AppearanceView(
+                app,
+                model,
+                serial,
+                fit_sentence(serial, model, rules),
+                blocks,
+                history(session, serial),
+                app.instrument.unit,
+            )
         )
     revisions = list(
         session.scalars(

@@ -159,3 +159,67 @@ def test_downgrade_and_upgrade_again(db_url: str) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_instrument_units_migrate_up_and_down(db_url: str) -> None:
+    """0004 keeps every instrument and appearance; going down folds unit 2 back into unit 1."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(db_url, "0002_scheduler")
+        now = datetime(2026, 1, 1)
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO sources (name) VALUES ('reverb')"))
+            for n in (1, 2):
+                connection.execute(
+                    text(
+                        "INSERT INTO listings (source_id, external_id, url, title, body, first_seen, last_seen,"
+                        " images, extra, content_hash, record_hash)"
+                        " VALUES (1, :n, :url, 'Korg MS-10', '', :t, :t, '[]', '{}', 'x', 'x')"
+                    ),
+                    {"n": str(n), "url": f"https://r/{n}", "t": now},
+                )
+            connection.execute(text("INSERT INTO instruments (model, serial) VALUES ('MS-10', '134458')"))
+            for n, kind in ((1, "new"), (2, "duplicate_sale")):
+                connection.execute(
+                    text(
+                        "INSERT INTO appearances (listing_id, instrument_id, detected_model, detected_serial,"
+                        " kind, kind_locked, status, fits, seen_at, created_at)"
+                        " VALUES (:n, 1, 'MS-10', '134458', :kind, false, 'counted', '[]', :t, :t)"
+                    ),
+                    {"n": n, "kind": kind, "t": now + timedelta(days=n)},
+                )
+
+        upgrade(db_url)
+        assert current_revision(engine) == "0004" == head_revision()
+        uniques = {tuple(u["column_names"]) for u in inspect(engine).get_unique_constraints("instruments")}
+        assert ("model", "serial", "unit") in uniques and ("model", "serial") not in uniques
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT id, unit FROM instruments")).all() == [(1, 1)]
+            # What mark_different_unit writes: a unit 2 whose first sighting is listing 2.
+            connection.execute(text("INSERT INTO instruments (model, serial, unit) VALUES ('MS-10', '134458', 2)"))
+            connection.execute(text("UPDATE appearances SET instrument_id = 2, kind = 'new' WHERE listing_id = 2"))
+
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0002_scheduler")
+        uniques = {tuple(u["column_names"]) for u in inspect(engine).get_unique_constraints("instruments")}
+        assert uniques == {("model", "serial")}
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT id, model, serial FROM instruments")).all() == [
+                (1, "MS-10", "134458")
+            ]
+            rows = connection.execute(
+                text("SELECT listing_id, instrument_id, kind FROM appearances ORDER BY listing_id")
+            )
+            assert rows.all() == [(1, 1, "new"), (2, 1, "duplicate_sale")]
+
+        upgrade(db_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT id, unit FROM instruments")).all() == [(1, 1)]
+    finally:
+        engine.dispose()

@@ -467,3 +467,60 @@ def test_queue_and_decisions_on_each_backend(db_url: str, rules: Rules) -> None:
         assert [a for a, _ in log_actions(engine)] == ["correct", "dismiss"]
     finally:
         engine.dispose()
+
+
+def test_different_unit_button(db_url: str, rules: Rules) -> None:
+    """The register's "A second MS-10 with this serial number": the button makes a second unit, on both backends."""
+    engine = make_engine(db_url)
+    upgrade_engine(engine)
+    try:
+        with session_scope(engine) as session:
+            ingest_records(
+                session,
+                [
+                    record(1, "Korg MS-10 s/n 134458", posted_at="2026-01-01T00:00:00Z"),
+                    record(2, "Korg MS-10 s/n 134458", posted_at="2026-06-01T00:00:00Z", images=["https://i/2.jpg"]),
+                    record(3, "Korg MS-10 s/n 134458", posted_at="2026-09-01T00:00:00Z", images=["https://i/2.jpg"]),
+                ],
+                rules,
+                now=NOW,
+            )
+        with session_scope(engine) as session:
+            ids = {a.listing_id: a.id for a in session.scalars(select(Appearance))}
+        client = make_client(engine, rules)
+        html = client.get("/listing/2").text
+        assert f'action="/appearances/{ids[2]}/unit"' in html and "unit 2" not in html
+        # Without the CSRF token: refused, nothing changes.
+        assert client.post(f"/appearances/{ids[2]}/unit", data={"also": str(ids[3])}).status_code == 403
+        refused = post(client, f"/appearances/{ids[2]}/unit", also="x")
+        assert refused.status_code == 409 and "not an appearance id" in refused.text
+
+        token = csrf_of(client)
+        response = client.post(
+            f"/appearances/{ids[2]}/unit",
+            data={"csrf": token, "next": "/listing/2", "also": [str(ids[3])], "note": "visibly different"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/listing/2?done=unit&appearance={ids[2]}"
+        with session_scope(engine) as session:
+            units = {
+                a.listing_id: (a.instrument.unit, a.kind)
+                for a in session.scalars(select(Appearance).order_by(Appearance.id))
+            }
+            assert units == {1: (1, "new"), 2: (2, "new"), 3: (2, "repost")}
+        assert log_actions(engine) == [("different_unit", "tester")]
+
+        page = client.get(response.headers["location"]).text
+        assert f"Appearance {ids[2]} is now the first sighting of a different unit." in page
+        # The timeline shows each unit apart; unit 1 has a single sighting, so no button splits it further.
+        assert "MS-10 unit 1</h4>" in page and "MS-10 unit 2</h4>" in page and "this listing: unit 2" in page
+        unit1, unit2 = page.split("MS-10 unit 1</h4>")[1].split("MS-10 unit 2</h4>")
+        assert f"/appearances/{ids[1]}/unit" not in unit1
+        assert f"/appearances/{ids[3]}/unit" in unit2.split("</ol>")[0]
+
+        # Splitting unit 2's only other sighting off again would leave it empty: refused with a message.
+        again = post(client, f"/appearances/{ids[2]}/unit", also=str(ids[3]))
+        assert again.status_code == 409 and "no other sighting" in again.text
+    finally:
+        engine.dispose()

@@ -131,5 +131,45 @@ def test_stdin_on_postgres(app: typer.Typer, runner: CliRunner, postgres_url: st
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["listings_new"] == 3
     result = runner.invoke(app, ["history", "135041", "--model", "MS-10", "--db", postgres_url, "-f", "csv"])
-    assert result.stdout.splitlines()[0].startswith("seen_at,model,serial,kind")
+    assert result.stdout.splitlines()[0].startswith("seen_at,model,serial,unit,kind")
     assert len(result.stdout.splitlines()) == 3
+
+
+def test_review_unit_and_history(app: typer.Typer, runner: CliRunner, db_url: str, tmp_path: Path) -> None:
+    db = ["--db", db_url]
+    listings = [
+        {**LISTINGS[0], "external_id": str(n), "url": f"https://ms/{n}", "seller": f"s{n}", "posted_at": when}
+        for n, when in ((1, "2026-01-10T09:00:00Z"), (2, "2026-05-10T09:00:00Z"), (3, "2026-09-10T09:00:00Z"))
+    ]
+    assert runner.invoke(app, ["ingest", str(_jsonl(tmp_path / "l.jsonl", *listings)), *db]).exit_code == 0
+
+    def units() -> list[tuple[int, str, str]]:
+        result = runner.invoke(app, ["history", "135041", *db, "-f", "json"])
+        assert result.exit_code == 0, result.output
+        return [(r["unit"], r["kind"], r["url"]) for r in json.loads(result.stdout)]
+
+    assert units() == [
+        (1, "new", "https://ms/1"),
+        (1, "duplicate_sale", "https://ms/2"),
+        (1, "duplicate_sale", "https://ms/3"),
+    ]
+    result = runner.invoke(app, ["history", "135041", *db, "-f", "json"])
+    second, third = (r["appearance_id"] for r in json.loads(result.stdout)[1:])
+
+    result = runner.invoke(
+        app, ["review", "unit", str(second), "-r", "alice", "--also", str(third), "--note", "scuffed", *db]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"appearance {second} is now the first sighting of MS-10 135041 unit 2"
+    assert units() == [(1, "new", "https://ms/1"), (2, "new", "https://ms/2"), (2, "duplicate_sale", "https://ms/3")]
+
+    result = runner.invoke(app, ["history", "135041", *db])
+    assert result.exit_code == 0 and "unit" in result.stdout
+    result = runner.invoke(app, ["review", "unit", "999", "-r", "alice", *db])
+    assert result.exit_code == 1 and "no appearance 999" in result.stderr
+    # The export lists each unit with its own first listing.
+    result = runner.invoke(app, ["export", "--since", "2026-01-01", *db, "-f", "json"])
+    assert [(r["serial"], r["url"]) for r in json.loads(result.stdout)] == [
+        ("135041", "https://ms/1"),
+        ("135041", "https://ms/2"),
+    ]

@@ -277,6 +277,31 @@ def review_kind(
     typer.echo(f"appearance {appearance_id} marked {kind}")
 
 
+@review_app.command("unit")
+def review_unit(
+    appearance_id: int,
+    reviewer: ReviewerOption,
+    later: Annotated[
+        list[int] | None,
+        typer.Option("--also", help="A later appearance of the same unit that belongs to the new one (repeatable)."),
+    ] = None,
+    note: Annotated[str | None, typer.Option()] = None,
+    db: DbOption = None,
+) -> None:
+    """A different unit with the same serial: the appearance becomes the first sighting of a new unit.
+
+    Example: korgwatch review unit 40 -r alice --also 52 --note "visibly different from the first"
+    """
+    result: list[str] = []
+
+    def decide(session: Any) -> None:
+        instrument = review.mark_different_unit(session, appearance_id, reviewer, note, later=later or ())
+        result.append(f"{instrument.model} {instrument.serial} unit {instrument.unit}")
+
+    _decide(db, decide)
+    typer.echo(f"appearance {appearance_id} is now the first sighting of {result[0]}")
+
+
 @review_app.command("note")
 def review_note(flag_id: int, note: str, reviewer: ReviewerOption, db: DbOption = None) -> None:
     """Add a remark to a flag without deciding it.
@@ -317,13 +342,13 @@ def history(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Every appearance of a serial, oldest first.
+    """Every appearance of a serial, oldest first; `unit` tells apart different units with the same serial.
 
     Example: korgwatch history 134458 --model MS-10
     """
     with _engine(db) as engine, session_scope(engine) as session:
         rows = [item.to_dict() for item in queries.history(session, serial, model)]
-    columns = ["seen_at", "model", "serial", "kind", "status", "source", "seller", "price", "currency", "url"]
+    columns = ["seen_at", "model", "serial", "unit", "kind", "status", "source", "seller", "price", "currency", "url"]
     emit(rows, fmt.value, columns, title=f"history of {serial}")
 
 
