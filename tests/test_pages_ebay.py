@@ -7,21 +7,9 @@ from pathlib import Path
 import pytest
 
 from crawler.pages import ebay
-from crawler.pages.testing import FixtureCase, assert_case, load_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIR = FIXTURES / "ebay"
-CASES = load_cases(FIXTURES, "ebay")
-
-
-def test_every_input_has_an_expected_file() -> None:
-    inputs = {p.name for p in DIR.iterdir() if not p.name.endswith(".expected.json")}
-    assert inputs == {case.name for case in CASES}
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_fixture(case: FixtureCase) -> None:
-    assert_case(case)
 
 
 def test_next_params_come_from_next_url() -> None:

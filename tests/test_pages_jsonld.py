@@ -7,21 +7,9 @@ from pathlib import Path
 import pytest
 
 from crawler.pages import jsonld
-from crawler.pages.testing import FixtureCase, assert_case, load_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIR = FIXTURES / "jsonld"
-CASES = load_cases(FIXTURES, "jsonld")
-
-
-def test_every_input_has_an_expected_file() -> None:
-    inputs = {p.name for p in DIR.iterdir() if not p.name.endswith(".expected.json")}
-    assert inputs == {case.name for case in CASES}
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_fixture(case: FixtureCase) -> None:
-    assert_case(case)
 
 
 def test_graph_and_type_lists() -> None:

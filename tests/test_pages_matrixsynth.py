@@ -7,21 +7,9 @@ from pathlib import Path
 import pytest
 
 from crawler.pages import matrixsynth
-from crawler.pages.testing import FixtureCase, assert_case, load_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIR = FIXTURES / "matrixsynth"
-CASES = load_cases(FIXTURES, "matrixsynth")
-
-
-def test_every_input_has_an_expected_file() -> None:
-    inputs = {p.name for p in DIR.iterdir() if not p.name.endswith(".expected.json")}
-    assert inputs == {case.name for case in CASES}
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_fixture(case: FixtureCase) -> None:
-    assert_case(case)
 
 
 def test_first_page_has_next_params_and_total() -> None:

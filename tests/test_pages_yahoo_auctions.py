@@ -7,22 +7,10 @@ from pathlib import Path
 import pytest
 
 from crawler.pages import yahoo_auctions
-from crawler.pages.testing import FixtureCase, assert_case, load_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIR = FIXTURES / "yahoo_auctions"
-CASES = load_cases(FIXTURES, "yahoo_auctions")
 REAL = "https://auctions.yahoo.co.jp/search/search?p=KORG+MS-20&va=KORG+MS-20&exflg=1&b=1&n=50"
-
-
-def test_every_input_has_an_expected_file() -> None:
-    inputs = {p.name for p in DIR.iterdir() if not p.name.endswith(".expected.json")}
-    assert inputs == {case.name for case in CASES}
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_fixture(case: FixtureCase) -> None:
-    assert_case(case)
 
 
 def test_search_cards_gather_attributes_from_children() -> None:
