@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
+
+from crawler.pages.records import ListingRecord
 
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -204,3 +206,19 @@ def as_text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def collect_records(
+    items: list[Any], build: Callable[[Any], ListingRecord], label: str, id_key: str, id_label: str = ""
+) -> tuple[list[ListingRecord], list[str]]:
+    """Build a record from each item of an API page; a bad item becomes an error naming its place and id,
+    and the good items around it are kept."""
+    records: list[ListingRecord] = []
+    errors: list[str] = []
+    for index, item in enumerate(items, start=1):
+        try:
+            records.append(build(item))
+        except ValueError as exc:
+            item_id = as_text(item.get(id_key)) if isinstance(item, dict) else None
+            errors.append(f"{label} {index}" + (f" ({id_label}{item_id})" if item_id else "") + f": {exc}")
+    return records, errors

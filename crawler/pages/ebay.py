@@ -13,6 +13,7 @@ from typing import Any
 
 from crawler.pages._text import (
     as_text,
+    collect_records,
     dig,
     html_to_text,
     normalise_price,
@@ -133,18 +134,13 @@ def parse_search(text: str | bytes) -> PageResult:
         return PageResult(errors=(str(exc),))
     if not isinstance(data, dict):
         return PageResult(errors=("ebay: the response is not a JSON object",))
-    records: list[ListingRecord] = []
     errors: list[str] = []
     summaries = data.get("itemSummaries") or []
     if not isinstance(summaries, list):
         errors.append("ebay: 'itemSummaries' is not a list")
         summaries = []
-    for index, item in enumerate(summaries, start=1):
-        try:
-            records.append(item_record(item))
-        except ValueError as exc:
-            item_id = as_text(item.get("itemId")) if isinstance(item, dict) else None
-            errors.append(f"item {index}" + (f" ({item_id})" if item_id else "") + f": {exc}")
+    records, item_errors = collect_records(summaries, item_record, "item", "itemId")
+    errors += item_errors
     total = data.get("total")
     return PageResult(
         records=tuple(records),

@@ -11,6 +11,7 @@ from typing import Any
 
 from crawler.pages._text import (
     as_text,
+    collect_records,
     dig,
     html_to_text,
     normalise_price,
@@ -114,7 +115,6 @@ def parse_listings(text: str | bytes) -> PageResult:
         return PageResult(errors=(str(exc),))
     if not isinstance(data, dict):
         return PageResult(errors=("reverb: the response is not a JSON object",))
-    records: list[ListingRecord] = []
     errors: list[str] = []
     listings = data.get("listings")
     if listings is None:
@@ -122,12 +122,8 @@ def parse_listings(text: str | bytes) -> PageResult:
     if not isinstance(listings, list):
         errors.append("reverb: 'listings' is not a list")
         listings = []
-    for index, listing in enumerate(listings, start=1):
-        try:
-            records.append(listing_record(listing))
-        except ValueError as exc:
-            listing_id = as_text(listing.get("id")) if isinstance(listing, dict) else None
-            errors.append(f"listing {index}" + (f" (id {listing_id})" if listing_id else "") + f": {exc}")
+    records, listing_errors = collect_records(listings, listing_record, "listing", "id", id_label="id ")
+    errors += listing_errors
     total = data.get("total")
     return PageResult(
         records=tuple(records),
