@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
@@ -223,17 +224,25 @@ def parse_atom_feed(text: str | bytes) -> PageResult:
         return PageResult(errors=tuple(errors))
     if _local(root.tag) != "feed":
         return PageResult(errors=(*errors, f"feed: root element is <{_local(root.tag)}>, not an Atom <feed>"))
+    return _xml_page(root, "entry", "id", _atom_entry, errors)
+
+
+def _xml_page(
+    container: Any, item_name: str, id_name: str, build: Callable[[Any], ListingRecord], errors: list[str]
+) -> PageResult:
+    """The page of an XML feed (Atom `<feed>` or RSS `<channel>`): a record per item, a bad item reported by
+    place and id without losing the others, the `rel=next` link's parameters and the openSearch total."""
     records: list[ListingRecord] = []
-    for index, entry in enumerate(_children(root, "entry"), start=1):
+    for index, item in enumerate(_children(container, item_name), start=1):
         try:
-            records.append(_atom_entry(entry))
+            records.append(build(item))
         except _EntryError as exc:
-            errors.append(f"{_name_entry(index, _child_text(entry, 'id'))}: {exc}")
-    next_href = next((link.get("href") for link in _children(root, "link") if link.get("rel") == "next"), None)
+            errors.append(f"{_name_entry(index, _child_text(item, id_name))}: {exc}")
+    next_href = next((link.get("href") for link in _children(container, "link") if link.get("rel") == "next"), None)
     return PageResult(
         records=tuple(records),
         next_params=query_params(next_href),
-        total=_int_or_none(_child_text(root, "totalResults")),
+        total=_int_or_none(_child_text(container, "totalResults")),
         errors=tuple(errors),
     )
 
@@ -272,19 +281,7 @@ def parse_rss_feed(text: str | bytes) -> PageResult:
     channel = _child(root, "channel")
     if channel is None:
         return PageResult(errors=(*errors, "feed: no RSS <channel>"))
-    records: list[ListingRecord] = []
-    for index, item in enumerate(_children(channel, "item"), start=1):
-        try:
-            records.append(_rss_item(item))
-        except _EntryError as exc:
-            errors.append(f"{_name_entry(index, _child_text(item, 'guid'))}: {exc}")
-    next_href = next((link.get("href") for link in _children(channel, "link") if link.get("rel") == "next"), None)
-    return PageResult(
-        records=tuple(records),
-        next_params=query_params(next_href),
-        total=_int_or_none(_child_text(channel, "totalResults")),
-        errors=tuple(errors),
-    )
+    return _xml_page(channel, "item", "guid", _rss_item, errors)
 
 
 # --- GData JSON ---------------------------------------------------------------------------------------
