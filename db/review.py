@@ -48,6 +48,11 @@ def _appearance_state(appearance: Appearance | None) -> dict[str, Any] | None:
     }
 
 
+def _flag_state(flag: Flag) -> dict[str, Any]:
+    """What a flag decision changes, as the review log records it before and after."""
+    return {"flag": flag.status, "appearance": _appearance_state(flag.appearance)}
+
+
 def _log(
     session: Session,
     *,
@@ -99,11 +104,11 @@ def confirm(session: Session, flag_id: int, reviewer: str, note: str | None = No
     at = utcnow()
     flag = _flag(session, flag_id)
     appearance = flag.appearance
-    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    old = _flag_state(flag)
     _decide(flag, "confirmed", reviewer, at, note)
     if appearance is not None:
         _settle(session, appearance, at)
-    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    new = _flag_state(flag)
     _log(
         session,
         action="confirm",
@@ -162,11 +167,11 @@ def correct(
     if not force and not rules.fits(target_model, target_serial):
         blocks = ", ".join(b.pattern for b in rules.model(target_model).blocks)
         raise ReviewError(f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it")
-    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    old = _flag_state(flag)
     _move(session, appearance, target_model, target_serial, window)
     _decide(flag, "corrected", reviewer, at, reason)
     _settle(session, appearance, at)
-    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    new = _flag_state(flag)
     _log(
         session,
         action="correct",
@@ -207,7 +212,7 @@ def dismiss(
     at = utcnow()
     flag = _flag(session, flag_id)
     appearance = flag.appearance
-    old = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    old = _flag_state(flag)
     _decide(flag, "dismissed", reviewer, at, note)
     if appearance is not None:
         if appearance.kind == "new":
@@ -217,7 +222,7 @@ def dismiss(
         session.flush()
         reclassify_instruments(session, [appearance.instrument_id], window)
         session.refresh(appearance)
-    new = {"flag": flag.status, "appearance": _appearance_state(appearance)}
+    new = _flag_state(flag)
     _log(
         session,
         action="dismiss",
