@@ -5,10 +5,10 @@ Pure: no Scrapy, no database. The same function serves `korgwatch analyze`, inge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from pipeline.checks import check_serial
-from pipeline.mentions import AliasMatch, AliasMatcher, mentions_korg, resolve
+from pipeline.mentions import AliasMatch, AliasMatcher, resolve
 from pipeline.normalise import normalise_with_map, original_span
 from pipeline.results import (
     FLAG_TITLE_BODY_MISMATCH,
@@ -18,113 +18,124 @@ from pipeline.results import (
     ListingAnalysis,
     ModelMention,
     SerialCandidate,
+    new_instrument,
+    new_listing_analysis,
+    new_model_mention,
+    new_serial_candidate,
 )
-from pipeline.rules import ModelRule, Rules
+from pipeline.rules import ModelRule, NumberBlock, Rules
 from pipeline.serials import extract_serial_candidates
 
+_NO_MATCHES: list[AliasMatch] = []
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    """One field of a listing, normalised, with the way back to the original characters."""
 
-    name: Field
-    text: str
-    norm: str
-    origin: list[int] | None
-
-    @classmethod
-    def of(cls, name: Field, text: str) -> _Field:
-        norm, origin = normalise_with_map(text)
-        return cls(name, text, norm, origin)
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        return original_span(self.origin, start, end, len(self.text))
+def _normalised(text: str) -> tuple[str, list[int] | None]:
+    # Plain ASCII without a tab is its own normal form (see normalise._needs_work): no call, no span map.
+    if text.isascii() and "\t" not in text:
+        return text, None
+    return normalise_with_map(text)
 
 
 class Analyser:
-    """Holds the compiled matchers for one set of rules; `analyse` is then cheap per listing."""
+    """Holds the compiled matchers for one set of rules; `analyse` is then cheap per listing.
+
+    `analyse` is the hot path of ingest and the crawler: it lowers each field once, builds result objects only
+    for what it returns (through the fast builders of `pipeline.results`), and memoises which blocks a serial
+    fits, since the same serial is weighed several times per listing.
+    """
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.matcher = AliasMatcher(rules)
+        self._fitting: dict[tuple[str, str], tuple[NumberBlock, ...]] = {}
 
-    def _mentions(self, field: _Field, matches: list[AliasMatch], korg_named: bool) -> tuple[
-            tuple[ModelMention, ...], tuple[str, ...]]:
-        kept, excluded = resolve(matches, field.norm, korg_named)
-        mentions = tuple(ModelMention(m.target.name, m.text, field.name, *field.span(m.start, m.end)) for m in kept)
-        return mentions, tuple(excluded)
-
-    def _candidates(self, field: _Field, matches: list[AliasMatch], cued_only: bool = False) -> list[SerialCandidate]:
-        candidates = []
-        spans = [(m.start, m.end) for m in matches]
-        for c in extract_serial_candidates(field.norm, field.name, skip=spans, cued_only=cued_only):
-            start, end = field.span(c.start, c.end)
-            if field.origin is not None:
-                c = SerialCandidate(c.serial, field.text[start:end] or c.raw, c.field, start, end, c.cue)
-            candidates.append(c)
-        return candidates
+    def fitting_blocks(self, model: ModelRule, serial: str) -> tuple[NumberBlock, ...]:
+        """`model.fitting_blocks(serial)`, memoised (bounded: serials rarely recur across listings)."""
+        key = (model.name, serial)
+        try:
+            return self._fitting[key]
+        except KeyError:
+            if len(self._fitting) > 10_000:
+                self._fitting.clear()
+            fitting = self._fitting[key] = model.fitting_blocks(serial)
+            return fitting
 
     def analyse(self, title: str, body: str = "") -> ListingAnalysis:
-        t = _Field.of("title", title or "")
-        b = _Field.of("body", body or "")
-        korg_named = mentions_korg(t.norm) or mentions_korg(b.norm)
-        title_matches = self.matcher.find(t.norm)
-        title_mentions, title_excluded = self._mentions(t, title_matches, korg_named)
-        if not title_mentions and title_excluded:
+        title = title or ""
+        body = body or ""
+        t_norm, t_origin = _normalised(title)
+        b_norm, b_origin = _normalised(body)
+        t_low = t_norm.lower()
+        b_low = b_norm.lower()
+        korg_named = "korg" in t_low or "コルグ" in t_norm or "korg" in b_low or "コルグ" in b_norm
+        title_matches = self.matcher.find(t_norm, t_low)
+        title_kept, title_excluded = resolve(title_matches, t_norm, korg_named)
+        if not title_kept and title_excluded:
             # The title names a reissue or another make: vintage names in the body are comparisons.
-            return ListingAnalysis((), tuple(dict.fromkeys(title_excluded)))
+            return new_listing_analysis((), tuple(dict.fromkeys(title_excluded)))
+        title_mentions = _mentions(title_kept, "title", title, t_origin)
         # The body's model names matter only when the title names none, or several (to place a bundle's
         # serials); a single-instrument listing skips that scan, the costliest part of a long body.
-        single = len({m.model for m in title_mentions}) == 1
-        body_matches = [] if single else self.matcher.find(b.norm)
-        body_mentions, body_excluded = self._mentions(b, body_matches, korg_named)
+        if len(title_mentions) == 1 or len({m.model for m in title_mentions}) == 1:
+            body_matches = _NO_MATCHES
+            body_mentions: tuple[ModelMention, ...] = ()
+            body_excluded: list[str] = []
+        else:
+            body_matches = self.matcher.find(b_norm, b_low)
+            body_kept, body_excluded = resolve(body_matches, b_norm, korg_named)
+            body_mentions = _mentions(body_kept, "body", body, b_origin)
         if title_mentions:
             mentions = _first_of_each_model(title_mentions)
             excluded = title_excluded
         else:
             mentions = list(body_mentions[:1])
             excluded = body_excluded
-        excluded = tuple(dict.fromkeys(excluded))
+        excluded_names = tuple(dict.fromkeys(excluded)) if excluded else ()
         if not mentions:
-            return ListingAnalysis((), excluded)
+            return new_listing_analysis((), excluded_names)
 
         models = [self.rules.model(m.model) for m in mentions]
-        title_candidates = self._candidates(t, title_matches)
+        title_candidates = _candidates(t_norm, t_low, "title", title, t_origin, title_matches, False)
         # With a serial in the title that fits its single instrument, the body matters only where it names a
         # serial with a cue word (a disagreement to flag); its bare numbers are then left unread. A title serial
         # that does not fit sends us through the whole body for one that does ("the plate reads 135041").
-        cued_only = len(models) == 1 and any(models[0].fitting_blocks(c.serial) for c in title_candidates)
-        assigned = _assign(
-            models, mentions, title_candidates, self._candidates(b, body_matches, cued_only),
-            title_mentions + body_mentions,
-        )
-        instruments = tuple(
-            self._instrument(model, mention, assigned[model.name])
-            for model, mention in zip(models, mentions, strict=True)
-        )
-        return ListingAnalysis(instruments, excluded)
+        cued_only = len(models) == 1 and any(self.fitting_blocks(models[0], c.serial) for c in title_candidates)
+        body_candidates = _candidates(b_norm, b_low, "body", body, b_origin, body_matches, cued_only)
+        if len(models) == 1:
+            model = models[0]
+            candidates = title_candidates + body_candidates if body_candidates else title_candidates
+            instruments: tuple[Instrument, ...] = (self._instrument(model, mentions[0], candidates),)
+        else:
+            assigned = _assign(models, mentions, title_candidates, body_candidates, title_mentions + body_mentions,
+                               self.fitting_blocks)
+            instruments = tuple(
+                self._instrument(model, mention, assigned[model.name])
+                for model, mention in zip(models, mentions, strict=True)
+            )
+        return new_listing_analysis(instruments, excluded_names)
 
     def _instrument(self, model: ModelRule, mention: ModelMention,
                     candidates: list[SerialCandidate]) -> Instrument:
+        fitting_blocks = self.fitting_blocks
         if len(candidates) == 1:  # the common case: one serial, nothing to weigh it against
             only = candidates[0]
-            if only.field == "title" or only.cue or model.fitting_blocks(only.serial):
-                fits, only_flags = check_serial(only.serial, model, self.rules)
-                return Instrument(model.name, only.serial, only, only_flags, (only,), fits, mention)
-            return Instrument(model.name, None, mention=mention)
+            if only.field == "title" or only.cue or fitting_blocks(model, only.serial):
+                fits, only_flags = check_serial(only.serial, model, self.rules, fitting_blocks(model, only.serial))
+                return new_instrument(model.name, only.serial, only, only_flags, (only,), fits, mention)
+            return new_instrument(model.name, None, None, (), (), (), mention)
         # A bare number in the body is too often something else: keep it only when it fits the model.
-        candidates = [c for c in candidates if c.field == "title" or c.cue or model.fitting_blocks(c.serial)]
+        candidates = [c for c in candidates if c.field == "title" or c.cue or fitting_blocks(model, c.serial)]
         if not candidates:
-            return Instrument(model.name, None, mention=mention)
+            return new_instrument(model.name, None, None, (), (), (), mention)
         title_c = sorted((c for c in candidates if c.field == "title"), key=lambda c: (c.cue is None, c.start))
         body_c = sorted((c for c in candidates if c.field == "body"), key=lambda c: (c.cue is None, c.start))
-        fitting_body = [c for c in body_c if model.fitting_blocks(c.serial)]
+        fitting_body = [c for c in body_c if fitting_blocks(model, c.serial)]
         flags: list[Flag] = []
 
         if title_c:
             chosen = title_c[0]
             body_other = next((c for c in body_c if c.cue and c.serial != chosen.serial), None)
-            if not model.fitting_blocks(chosen.serial) and fitting_body:
+            if not fitting_blocks(model, chosen.serial) and fitting_body:
                 recorded = fitting_body[0]
                 flags.append(_mismatch(chosen, recorded, recorded, model))
                 chosen = recorded
@@ -133,16 +144,37 @@ class Analyser:
         else:
             chosen = fitting_body[0] if fitting_body else body_c[0]
 
-        fits, check_flags = check_serial(chosen.serial, model, self.rules)
-        return Instrument(
-            model=model.name,
-            serial=chosen.serial,
-            serial_candidate=chosen,
-            flags=tuple(check_flags) + tuple(flags),
-            candidates=tuple(candidates),
-            fits=fits,
-            mention=mention,
+        fits, check_flags = check_serial(chosen.serial, model, self.rules, fitting_blocks(model, chosen.serial))
+        return new_instrument(
+            model.name, chosen.serial, chosen, check_flags + tuple(flags) if flags else check_flags,
+            tuple(candidates), fits, mention,
         )
+
+
+def _mentions(kept: list[AliasMatch], field: Field, text: str, origin: list[int] | None) -> tuple[ModelMention, ...]:
+    """The kept model matches as mentions, their spans in the original text."""
+    if origin is None:
+        return tuple([new_model_mention(m.target.name, m.text, field, m.start, m.end) for m in kept])
+    return tuple([
+        new_model_mention(m.target.name, m.text, field, *original_span(origin, m.start, m.end, len(text)))
+        for m in kept
+    ])
+
+
+def _candidates(norm: str, lowered: str, field: Field, text: str, origin: list[int] | None,
+                matches: list[AliasMatch], cued_only: bool) -> list[SerialCandidate]:
+    """Serial candidates of one field, their spans and raw text taken back to the original field."""
+    if not norm:
+        return []
+    spans = [(m.start, m.end) for m in matches] if matches else None
+    found = extract_serial_candidates(norm, field, spans, cued_only=cued_only, lowered=lowered)
+    if origin is None or not found:
+        return found
+    candidates = []
+    for c in found:
+        start, end = original_span(origin, c.start, c.end, len(text))
+        candidates.append(new_serial_candidate(c.serial, text[start:end] or c.raw, c.field, start, end, c.cue))
+    return candidates
 
 
 def _mismatch(title_c: SerialCandidate, body_c: SerialCandidate, recorded: SerialCandidate,
@@ -164,7 +196,8 @@ def _first_of_each_model(mentions: tuple[ModelMention, ...]) -> list[ModelMentio
 
 
 def _assign(models: list[ModelRule], mentions: list[ModelMention], title_c: list[SerialCandidate],
-            body_c: list[SerialCandidate], all_mentions: tuple[ModelMention, ...]) -> dict[str, list[SerialCandidate]]:
+            body_c: list[SerialCandidate], all_mentions: tuple[ModelMention, ...],
+            fitting_blocks: Callable[[ModelRule, str], tuple[NumberBlock, ...]]) -> dict[str, list[SerialCandidate]]:
     """Give each candidate to one instrument of a bundle: the one whose blocks it fits, else the nearest name."""
     assigned: dict[str, list[SerialCandidate]] = {m.name: [] for m in models}
     if len(models) == 1:
@@ -172,7 +205,7 @@ def _assign(models: list[ModelRule], mentions: list[ModelMention], title_c: list
         return assigned
     names = {m.name for m in models}
     for candidate in title_c + body_c:
-        fitting = [m.name for m in models if m.fitting_blocks(candidate.serial)]
+        fitting = [m.name for m in models if fitting_blocks(m, candidate.serial)]
         if len(fitting) == 1:
             assigned[fitting[0]].append(candidate)
             continue

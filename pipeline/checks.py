@@ -107,11 +107,16 @@ def _fits_elsewhere(serial: str, model: ModelRule, rules: Rules) -> dict[str, li
     return other
 
 
-def check_serial(serial: str, model: ModelRule, rules: Rules) -> tuple[tuple[str, ...], tuple[Flag, ...]]:
-    """The blocks of `model` that `serial` fits, and the flags it raises (none when it fits)."""
-    fitting = model.fitting_blocks(serial)
+def check_serial(serial: str, model: ModelRule, rules: Rules,
+                 fitting: tuple[NumberBlock, ...] | None = None) -> tuple[tuple[str, ...], tuple[Flag, ...]]:
+    """The blocks of `model` that `serial` fits, and the flags it raises (none when it fits).
+
+    `fitting` is `model.fitting_blocks(serial)` when the caller has it already.
+    """
+    if fitting is None:
+        fitting = model.fitting_blocks(serial)
     if fitting:
-        return tuple(b.pattern for b in fitting), ()
+        return (fitting[0].pattern,) if len(fitting) == 1 else tuple([b.pattern for b in fitting]), ()
     own = f"{model.name} ({_blocks_text(model.blocks)})"
     if not serial.isdigit():
         return (), (

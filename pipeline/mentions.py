@@ -159,17 +159,22 @@ class AliasMatcher:
             target = self._raw_targets[raw] = self.targets.get(alias_key(raw))
             return target
 
-    def find(self, text: str) -> list[AliasMatch]:
-        """Every alias in `text` (already normalised), left to right, never overlapping."""
-        lowered = text.lower()
+    def find(self, text: str, lowered: str | None = None) -> list[AliasMatch]:
+        """Every alias in `text` (already normalised), left to right, never overlapping.
+
+        `lowered` is `text.lower()` when the caller has it already.
+        """
+        if lowered is None:
+            lowered = text.lower()
         # A rare character whose lower case is longer ("İ") would shift spans: match such text as written.
         found = self._scan_words(lowered) if len(lowered) == len(text) else self.regex_any_case.finditer(text)
         matches = []
         for m in found:
-            raw = text[m.start() : m.end()]
+            start, end = m.span()
+            raw = text[start:end]
             target = self._target_of(raw)
             if target is not None:
-                matches.append(AliasMatch(target, raw, m.start(), m.end()))
+                matches.append(AliasMatch(target, raw, start, end))
         return matches
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.results import Field, SerialCandidate
+from pipeline.results import Field, SerialCandidate, new_serial_candidate
 
 # Written in lower case and matched case-sensitively over lower-cased text: every alternative then starts
 # with a literal, which lets the regex engine skip ahead by first character (30 us per KB instead of 460).
@@ -30,14 +30,25 @@ _VALUE = (
 _CUED_TAIL = r"\s*(?:[:#=.\-]|no\.?|nr\.?|n°)?\s*(?:#\s*)?(?:is\s+|ist\s+|est\s+)?"
 _CUED = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}")
 _CUED_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}", re.IGNORECASE)
-_DIGIT_RUN = re.compile(r"[0-9]{3,}")
-_DIGIT_TABLE = bytes(c if 48 <= c <= 57 else 32 for c in range(256))
-_URL = re.compile(r"https?://\S+|www\.\S+")
-# Every cue contains one of these: cue-word candidates are looked for only around where they occur.
-_CUE_WORDS = (
-    "s/", "s /", "s.n", "sn", "ser.", "ser ", "ser#", "serial", "serien", "série", "serie", "matricola",
-    "製", "シリアル",
+# The digit runs that can give a candidate, each matched from its first digit to its last: six digits (a bare
+# serial), three before a quote (Swiss 388'831), four to eight right after "#" or "# ". Shorter or longer runs are
+# never a serial; finding only these, in C, spares a Python step per price, year and phone number of a long body.
+# Digits are spelled out rather than counted ({3,}): a pattern that opens with a repeat loses the regex engine's
+# skip to the next digit, and costs 3x as much.
+_CANDIDATE_RUN = re.compile(
+    r"[0-9](?<![0-9][0-9])[0-9][0-9]"  # a run's first three digits (the character before it is not a digit)
+    r"(?:[0-9][0-9][0-9](?![0-9])"  # six in all
+    r"|(?=')"  # three, then a quote
+    r"|(?:(?<=#[0-9][0-9][0-9])|(?<=# [0-9][0-9][0-9]))[0-9][0-9]?[0-9]?[0-9]?[0-9]?(?![0-9]))"  # 4-8 after a hash
 )
+_URL = re.compile(r"https?://\S+|www\.\S+")
+# Every cue contains one of these words: cue-word candidates are looked for only around where they occur.
+# The words starting with "s" are found by one regex with a literal first character, which the regex engine
+# skips to as fast as str.find (a top-level alternation of all words would be tried at every "s", 10x slower);
+# the rest by str.find. No word holds an "s" after its first letter, so the scan misses no occurrence.
+_S_CUE_WORD = re.compile(r"s(?:/| /|\.n|n|er(?:[. #]|i(?:al|e))|érie)")  # s/, s /, s.n, sn, ser., serial, serie(n)
+_OTHER_CUE_WORDS_ASCII = ("matricola",)
+_OTHER_CUE_WORDS = ("matricola", "製", "シリアル")
 _SHORT_TEXT = 200  # up to this length a text is read with one cue-regex pass
 _BARE_BEFORE_FORBIDDEN = frozenset(".,'/$€£¥#+-_")
 _BARE_AFTER_FORBIDDEN = frozenset("%°_")
@@ -100,33 +111,17 @@ def _bare_is_serial(text: str, start: int, end: int) -> bool:
     return not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12])
 
 
-def _digit_runs(text: str) -> list[tuple[int, int]]:
-    """Start and end of every run of three or more ASCII digits (shorter runs are never a serial's digits).
-
-    ASCII text is split with C-speed bytes operations; skipping a short run cannot misplace a longer one,
-    because a run of three or more digits never lies inside a shorter one.
-    """
-    if len(text) <= _SHORT_TEXT or not text.isascii():
-        return [m.span() for m in _DIGIT_RUN.finditer(text)]
-    runs = []
-    position = 0
-    for token in text.encode().translate(_DIGIT_TABLE).split():
-        if len(token) >= 3:
-            start = text.find(token.decode(), position)
-            position = start + len(token)
-            runs.append((start, position))
-    return runs
-
-
 def _cue_word_positions(lowered: str) -> list[int]:
-    """Where a cue word may start, found with plain substring search; sorted for bisection."""
-    positions = []
-    for word in _CUE_WORDS:
+    """Where a cue word may start, in order."""
+    positions = [m.start() for m in _S_CUE_WORD.finditer(lowered)]
+    others = len(positions)
+    for word in _OTHER_CUE_WORDS_ASCII if lowered.isascii() else _OTHER_CUE_WORDS:
         at = lowered.find(word)
         while at != -1:
             positions.append(at)
             at = lowered.find(word, at + 1)
-    positions.sort()
+    if len(positions) > others:
+        positions.sort()
     return positions
 
 
@@ -175,33 +170,37 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
             end = start + len(value)
             if _plausible_cued(value) and not (skip and _inside(start, end, skip)):
                 cue = text[cue_start : match.end("cue")]
-                found.append(SerialCandidate(canonical_serial(value), value, field, start, end, cue))
+                found.append(new_serial_candidate(canonical_serial(value), value, field, start, end, cue))
                 covered = end
     return found
 
 
 def extract_serial_candidates(
-    text: str, field: Field, skip: list[tuple[int, int]] | None = None, *, cued_only: bool = False
+    text: str, field: Field, skip: list[tuple[int, int]] | None = None, *, cued_only: bool = False,
+    lowered: str | None = None,
 ) -> list[SerialCandidate]:
     """Candidates in a normalised text, in order of position; spans index that same text.
 
-    Cue-word candidates are read around the places a cue word occurs (found by plain substring search);
-    hash and bare numbers from the runs of digits. `cued_only` skips the latter, for a body whose title
-    already gave a serial. `skip` spans (model names) and URLs never yield a candidate.
+    Cue-word candidates are read around the places a cue word occurs (found by one regex pass); hash and bare
+    numbers from the runs of digits of a serial's length. `cued_only` skips the latter, for a body whose title
+    already gave a serial. `skip` spans (model names) and URLs never yield a candidate. `lowered` is
+    `text.lower()` when the caller has it already.
     """
-    lowered = text.lower()
-    skip = list(skip or ())
+    if lowered is None:
+        lowered = text.lower()
+    skip = list(skip) if skip else []
     if "http" in lowered or "www." in lowered:
         skip += [m.span() for m in _URL.finditer(lowered)]
     if len(text) <= _SHORT_TEXT:  # a title: one regex pass is cheaper than looking for each cue word
-        found = _cued_candidates(text, lowered, [0], skip, field, window=len(text))
+        found = _cued_candidates(text, lowered, [0], skip, field, window=len(text)) if text else []
     else:
         cues = _cue_word_positions(lowered)
         found = _cued_candidates(text, lowered, cues, skip, field) if cues else []
     if cued_only:
         return found
-    taken = [(c.start, c.end) for c in found] + skip
-    for run_start, run_end in _digit_runs(text):
+    taken = [(c.start, c.end) for c in found] + skip if found else skip
+    for run in _CANDIDATE_RUN.finditer(text):
+        run_start, run_end = run.span()
         if taken and _inside(run_start, run_end, taken):
             continue
         length = run_end - run_start
@@ -210,12 +209,12 @@ def extract_serial_candidates(
             hash_at = text.rfind("#", 0, run_start)
             if hash_at == 0 or not (text[hash_at - 1].isalnum() or text[hash_at - 1] in "&_"):
                 value = text[run_start:run_end]
-                found.append(SerialCandidate(value, value, field, run_start, run_end, "#"))
+                found.append(new_serial_candidate(value, value, field, run_start, run_end, "#"))
                 continue
         bare_end = _bare_at(text, run_start, run_end)
         if bare_end is not None:
             value = text[run_start:bare_end]
-            found.append(SerialCandidate(canonical_serial(value), value, field, run_start, bare_end, None))
+            found.append(new_serial_candidate(canonical_serial(value), value, field, run_start, bare_end, None))
     if len(found) > 1:
         found.sort(key=lambda c: c.start)
     return found
