@@ -1,26 +1,46 @@
-"""Bulk writes: INSERT ... ON CONFLICT on both backends (unique keys, not Python checks, settle races between
-writers) and a lean executemany for the big inserts of an ingest.
+"""Bulk writes and look-ups: INSERT ... ON CONFLICT on both backends (unique keys, not Python checks, settle races
+between writers), a lean executemany for the big inserts of an ingest, and IN lists bound as one parameter.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Numeric, Table, bindparam, insert, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Numeric,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.models import UTCDateTime
+
+# Keys per look-up statement: `one_of` binds them all as one parameter, except on an SQLite too old for
+# json_each, where each is a parameter of its own (and SQLite before 3.32 allows 999 of them).
+KEYS_PER_LOOKUP = 10_000 if sqlite3.sqlite_version_info >= (3, 38) else 500
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
     # The same text SQLAlchemy's SQLite DATETIME writes, so comparisons with bound datetimes agree.
     if value is None:
         return None
+    if value.tzinfo is UTC:  # what parse_datetime and utcnow() give: cut the "+00:00" off
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
@@ -40,12 +60,19 @@ def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return converted
 
 
+_json = json.JSONEncoder().encode  # what json.dumps(value) does, less its per-call argument checks
+
+
+def _sqlite_json(value: Any) -> str | None:
+    return None if value is None else _json(value)
+
+
 def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     kind = column.type
     if isinstance(kind, UTCDateTime):
         return _sqlite_datetime
     if isinstance(kind, JSON):
-        return lambda v: None if v is None else json.dumps(v)
+        return _sqlite_json
     if isinstance(kind, Numeric):
         return lambda v: None if v is None else str(v)
     if isinstance(kind, Boolean):
@@ -56,9 +83,9 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
 def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT many rows (all with the same keys) as one executemany.
 
-    On SQLite the values are converted here and handed to the driver directly: SQLAlchemy's per-row
-    parameter processing would otherwise cost more than SQLite's own work. PostgreSQL takes the ordinary Core
-    executemany (psycopg batches it).
+    On SQLite the values are converted here, a column at a time, and handed to the driver directly:
+    SQLAlchemy's per-row parameter processing would otherwise cost more than SQLite's own work. PostgreSQL
+    takes the ordinary Core executemany (psycopg batches it).
     """
     if not rows:
         return
@@ -66,25 +93,57 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
         session.execute(insert(table), list(rows))
         return
     names = list(rows[0])
-    special = [
-        (i, _memo(f) if f is _sqlite_datetime else f)
-        for i, n in enumerate(names)
-        if (f := _sqlite_converter(table.c[n])) is not None
-    ]
-    getter = itemgetter(*names)
-    params: list[Any] = []
-    for row in rows:
-        values = getter(row)
-        if special:
-            values = list(values) if len(names) > 1 else [values]
-            for i, convert in special:
-                values[i] = convert(values[i])
-            values = tuple(values)
-        elif len(names) == 1:
-            values = (values,)
-        params.append(values)
+    columns: list[Iterable[Any]] = []
+    for name in names:
+        values = list(map(itemgetter(name), rows))
+        convert = _sqlite_converter(table.c[name])
+        if convert is _sqlite_datetime:
+            convert = _memo(convert)
+        columns.append(values if convert is None else list(map(convert, values)))
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-    session.connection().exec_driver_sql(sql, params)
+    session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def bulk_insert_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[int] | None:
+    """`bulk_insert`, then the new rows' `id`s in row order, without reading the rows back; None if unknown.
+
+    PostgreSQL says them (RETURNING, in parameter order). On SQLite the insert holds the write lock until
+    commit and an INTEGER PRIMARY KEY without AUTOINCREMENT takes max(id) + 1 per row, so when max(id) grew
+    by exactly len(rows) the ids are the next len(rows) numbers in order; otherwise (ids near 2**63, where
+    SQLite picks them at random) the caller looks them up by key.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(session.execute(stmt, list(rows)).scalars())
+    connection = session.connection()
+    top = f"SELECT coalesce(max(id), 0) FROM {table.name}"
+    before = connection.exec_driver_sql(top).scalar_one()
+    bulk_insert(session, table, rows)
+    after = connection.exec_driver_sql(top).scalar_one()
+    if after - before != len(rows):
+        return None
+    return list(range(before + 1, after + 1))
+
+
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values` with the values bound as ONE parameter: a JSON array on SQLite, an array on PostgreSQL.
+
+    SQLAlchemy's expanding IN binds and processes every value on its own, which for the thousands of keys of an
+    ingest batch costs more than the indexed look-up itself; one parameter also needs no chunking under the
+    drivers' limits on bound parameters. Both forms still search the column's index.
+    """
+    values = list(values)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # An unsized element type: a cast to VARCHAR(n)[] would silently truncate longer values.
+        element = String() if isinstance(column.type, String) else column.type
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(element)))
+    if dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):  # json_each is built in from 3.38
+        listed = func.json_each(bindparam(None, json.dumps(values))).table_valued("value")
+        return column.in_(select(listed.c.value))
+    return column.in_(values)
 
 
 def bulk_update(session: Session, table: Any, key: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -31,11 +31,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db.bulk import bulk_insert, bulk_update, insert_ignore
+from db.bulk import KEYS_PER_LOOKUP, bulk_insert, bulk_insert_ids, bulk_update, insert_ignore, one_of
 from db.engine import session_scope
 from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
 from pipeline.results import ListingAnalysis
@@ -45,10 +45,13 @@ Analyser = Callable[[str, str, Rules], ListingAnalysis]
 
 DEFAULT_REPOST_WINDOW = timedelta(days=60)
 DEFAULT_BATCH_SIZE = 2000
-CHUNK = 500  # keys per IN (...) list: well under SQLite's and psycopg's bound-parameter limits
+CHUNK = KEYS_PER_LOOKUP  # keys per look-up statement (db.bulk.one_of binds them as one parameter)
 SYSTEM_REVIEWER = "korgwatch"
 
 T = TypeVar("T")
+
+# json.dumps(fields, sort_keys=True, default=str) without building an encoder per call: stored hashes must not move.
+_RECORD_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
 
 
 class RecordError(ValueError):
@@ -131,7 +134,7 @@ class StoredRecord:
             list(self.images),
             self.extra,
         ]
-        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(_RECORD_HASH_JSON(fields).encode()).hexdigest()
 
 
 def content_hash(title: str, body: str) -> str:
@@ -234,45 +237,63 @@ def ensure_sources(session: Session, names: Iterable[str]) -> dict[str, int]:
 
 
 def ensure_instruments(
-    session: Session, pairs: Iterable[tuple[str, str]], created: set[int] | None = None
+    session: Session,
+    pairs: Iterable[tuple[str, str]],
+    created: set[int] | None = None,
+    split: set[tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Unit 1's instrument id by (model, serial), creating the missing ones; the unique key settles races.
 
     `created` (if given) receives the ids this transaction created: nobody else can have sighted those yet.
-    Further units of a serial exist only by a reviewer's decision; `pick_units` routes sightings to them.
+    `split` (if given) receives the pairs a reviewer split into further units; `pick_unit` routes sightings
+    to those, and only by a reviewer's decision do they exist.
     """
     wanted = sorted(set(pairs))
     ids: dict[tuple[str, str], int] = {}
     for chunk in _chunks(wanted):
-        ids.update(_select_instruments(session, chunk))
+        ids.update(_select_instruments(session, chunk, split))
     missing = [p for p in wanted if p not in ids]
-    if missing:
-        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
-        params = [{"model": m, "serial": s, "unit": 1} for m, s in missing]
-        if session.get_bind().dialect.name == "postgresql":
-            # RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
-            inserted = {tuple(r) for r in session.execute(stmt.returning(Instrument.model, Instrument.serial), params)}
-        else:
-            # SQLite: BEGIN IMMEDIATE (db.engine) holds the write lock, so whatever was missing is ours.
-            session.execute(stmt, params)
-            inserted = set(missing)
-        for chunk in _chunks(missing):
-            ids.update(_select_instruments(session, chunk))
-        if created is not None:
-            created.update(ids[p] for p in inserted if p in ids)  # type: ignore[index]
+    if not missing:
+        return ids
+    stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
+    params = [{"model": m, "serial": s, "unit": 1} for m, s in missing]
+    if session.get_bind().dialect.insert_executemany_returning:
+        # RETURNING names only the rows this writer inserted, not those a concurrent one got in first
+        # (on SQLite there are none of those: BEGIN IMMEDIATE in db.engine holds the write lock).
+        returning = stmt.returning(Instrument.id, Instrument.model, Instrument.serial)
+        inserted = {(m, s): i for i, m, s in session.execute(returning, params)}
+    else:  # pragma: no cover - SQLite before 3.35
+        session.execute(stmt, params)
+        inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
+    ids.update(inserted)
+    if created is not None:
+        created.update(inserted.values())
+    lost = [p for p in missing if p not in inserted]  # another writer created them first
+    for chunk in _chunks(lost):
+        ids.update(_select_instruments(session, chunk))
     return ids
 
 
-def _select_instruments(session: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    # By serial (indexed; a plain IN list binds much faster than a tuple IN), then the models in Python.
+def _select_instruments(
+    session: Session, pairs: Sequence[tuple[str, str]], split: set[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], int]:
+    # By serial (indexed), then the models in Python; every unit comes back, so split serials show up too.
     wanted = set(pairs)
     serials = sorted({serial for _, serial in pairs})
     rows = session.execute(
-        select(Instrument.model, Instrument.serial, Instrument.id).where(
-            Instrument.serial.in_(serials), Instrument.unit == 1
+        select(Instrument.model, Instrument.serial, Instrument.unit, Instrument.id).where(
+            one_of(session, Instrument.serial, serials)
         )
     )
-    return {(m, s): i for m, s, i in rows if (m, s) in wanted}
+    found: dict[tuple[str, str], int] = {}
+    for model, serial, unit, iid in rows:
+        if (model, serial) not in wanted:
+            continue
+        if unit == 1:
+            found[(model, serial)] = iid
+        elif split is not None:
+            split.add((model, serial))
+    return found
 
 
 @dataclass
@@ -285,25 +306,34 @@ class _UnitEvidence:
     images: set[str] = field(default_factory=set)
 
 
-def unit_evidence(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[_UnitEvidence]]:
-    """For the serials among `pairs` that a reviewer split into units: each unit's sellers and photos."""
+def unit_evidence(
+    session: Session, pairs: Iterable[tuple[str, str]], split: set[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], list[_UnitEvidence]]:
+    """For the serials among `pairs` that a reviewer split into units: each unit's sellers and photos.
+
+    `split`, when the caller already knows which pairs are split (`ensure_instruments` tells it), saves a look-up.
+    """
     wanted = set(pairs)
-    units: dict[tuple[str, str], list[_UnitEvidence]] = defaultdict(list)
-    split: set[tuple[str, str]] = set()
-    for serials in _chunks(sorted({serial for _, serial in wanted})):
-        for model, serial in session.execute(
-            select(Instrument.model, Instrument.serial).where(Instrument.serial.in_(list(serials)), Instrument.unit > 1)
-        ):
-            if (model, serial) in wanted:
-                split.add((model, serial))
+    if split is None:
+        split = set()
+        for serials in _chunks(sorted({serial for _, serial in wanted})):
+            for model, serial in session.execute(
+                select(Instrument.model, Instrument.serial).where(
+                    one_of(session, Instrument.serial, serials), Instrument.unit > 1
+                )
+            ):
+                if (model, serial) in wanted:
+                    split.add((model, serial))
+    split = split & wanted
     if not split:
         return {}
+    units: dict[tuple[str, str], list[_UnitEvidence]] = defaultdict(list)
     by_id: dict[int, _UnitEvidence] = {}
     for serials in _chunks(sorted({serial for _, serial in split})):
         for iid, model, serial, unit in session.execute(
-            select(Instrument.id, Instrument.model, Instrument.serial, Instrument.unit).where(
-                Instrument.serial.in_(list(serials))
-            )
+            select(Instrument.id, Instrument.model, Instrument.serial, Instrument.unit)
+            .where(one_of(session, Instrument.serial, serials))
+            .order_by(Instrument.unit)
         ):
             if (model, serial) in split:
                 by_id[iid] = evidence = _UnitEvidence(iid, unit)
@@ -312,7 +342,7 @@ def unit_evidence(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tu
         for iid, seller, images in session.execute(
             select(Appearance.instrument_id, Listing.seller, Listing.images)
             .join(Listing, Listing.id == Appearance.listing_id)
-            .where(Appearance.instrument_id.in_(list(ids)), Appearance.status != "dismissed")
+            .where(one_of(session, Appearance.instrument_id, ids), Appearance.status != "dismissed")
         ):
             if seller and seller.strip():
                 by_id[iid].sellers.add(seller.strip().casefold())
@@ -334,7 +364,7 @@ def pick_unit(units: list[_UnitEvidence], seller: str | None, images: Iterable[s
 # --- classification ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Sighting:
     """One appearance as the classifier sees it: when, by whom, with which photos."""
 
@@ -389,12 +419,15 @@ def plan_kinds(
     planned: list[Sighting],
     window: timedelta,
     fresh: dict[int, tuple[str, str]] | None = None,
+    known: dict[int, tuple[str, str]] | None = None,
 ) -> list[tuple[int, str]]:
     """Set `kind` on the planned sightings and return the (appearance id, kind) changes to existing rows.
 
     Locks the instruments' rows first on PostgreSQL, so two writers classifying the same serial take turns;
     the partial unique index (one `new` per instrument) is the backstop on every backend. `fresh` maps the
     instruments this transaction just created to their (model, serial): they have no sightings to load.
+    `known` maps other instruments to their (model, serial) when the caller has them: SQLite (whose write lock
+    is already held) then need not read those rows again.
     """
     fresh = fresh or {}
     ids = sorted(set(instrument_ids) - set(fresh))
@@ -402,12 +435,18 @@ def plan_kinds(
         return []
     by_instrument: dict[int, list[Sighting]] = defaultdict(list)
     models_serials: dict[int, tuple[str, str]] = dict(fresh)
+    postgresql = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(ids):
-        stmt = select(Instrument.id, Instrument.model, Instrument.serial).where(Instrument.id.in_(chunk))
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.order_by(Instrument.id).with_for_update()
-        for iid, model, serial in session.execute(stmt):
-            models_serials[iid] = (model, serial)
+        if postgresql or known is None or any(iid not in known for iid in chunk):
+            stmt = select(Instrument.id, Instrument.model, Instrument.serial).where(
+                one_of(session, Instrument.id, chunk)
+            )
+            if postgresql:
+                stmt = stmt.order_by(Instrument.id).with_for_update()
+            for iid, model, serial in session.execute(stmt):
+                models_serials[iid] = (model, serial)
+        else:
+            models_serials.update((iid, known[iid]) for iid in chunk)
         rows = session.execute(
             select(
                 Appearance.id,
@@ -421,7 +460,7 @@ def plan_kinds(
                 Listing.url,
             )
             .join(Listing, Listing.id == Appearance.listing_id)
-            .where(Appearance.instrument_id.in_(chunk), Appearance.status != "dismissed")
+            .where(one_of(session, Appearance.instrument_id, chunk), Appearance.status != "dismissed")
         )
         for aid, iid, lid, seen_at, kind, locked, seller, images, url in rows:
             by_instrument[iid].append(
@@ -433,7 +472,7 @@ def plan_kinds(
     for serials in _chunks(sorted({serial for _, serial in pairs})):
         for model, serial, url in session.execute(
             select(RegisterEntry.model, RegisterEntry.serial, RegisterEntry.url).where(
-                RegisterEntry.serial.in_(list(serials))
+                one_of(session, RegisterEntry.serial, serials)
             )
         ):
             if (model, serial) in wanted:
@@ -442,7 +481,8 @@ def plan_kinds(
         by_instrument[sighting.instrument_id].append(sighting)
     changes: list[tuple[int, str]] = []
     for iid, sightings in by_instrument.items():
-        sightings.sort(key=_sort_key)
+        if len(sightings) > 1:
+            sightings.sort(key=_sort_key)
         pair = models_serials.get(iid)
         urls = register.get(pair) if pair else None
         for sighting, kind in zip(sightings, classify(sightings, urls, window), strict=True):
@@ -555,7 +595,7 @@ def ingest_stored(
                     Listing.title,
                     Listing.body,
                     Listing.first_seen,
-                ).where(Listing.source_id == source_id, Listing.external_id.in_(list(chunk)))
+                ).where(Listing.source_id == source_id, one_of(session, Listing.external_id, chunk))
             ):
                 existing[(source_id, found.external_id)] = found
 
@@ -612,8 +652,7 @@ def ingest_stored(
         bulk_insert(session, ListingRevision.__table__, revisions)
     if new_rows:
         ids = _insert_listings(session, new_rows)
-        for new_row, (label, record) in zip(new_rows, new_records, strict=True):
-            listing_id = ids[(new_row["source_id"], new_row["external_id"])]
+        for listing_id, (label, record) in zip(ids, new_records, strict=True):
             to_analyse.append((listing_id, label, record, record.posted_at or now, False))
         summary.listings_new += len(new_rows)
 
@@ -630,32 +669,24 @@ def ingest_stored(
     return summary
 
 
-def _insert_listings(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
-    """Insert new listings; their ids by (source_id, external_id)."""
-    bulk_insert(session, Listing.__table__, rows)
-    keys = [(row["source_id"], row["external_id"]) for row in rows]
-    if session.get_bind().dialect.name == "sqlite":
-        # This transaction holds SQLite's write lock, and rowids of an INTEGER PRIMARY KEY without
-        # AUTOINCREMENT are max(rowid) + 1 in insertion order: the new ids are the last len(rows).
-        last = session.execute(select(func.max(Listing.id))).scalar_one()
-        first = last - len(rows) + 1
-        ids = dict(zip(keys, range(first, last + 1), strict=True))
-        probe = session.execute(select(Listing.source_id, Listing.external_id).where(Listing.id == first)).one()
-        if tuple(probe) == keys[0]:
-            return ids
-    ids = {}
+def _insert_listings(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new listings; their ids in row order."""
+    ids = bulk_insert_ids(session, Listing.__table__, rows)
+    if ids is not None:
+        return ids
+    found: dict[tuple[int, str], int] = {}
     by_source: dict[int, list[str]] = defaultdict(list)
-    for source_id, external_id in keys:
-        by_source[source_id].append(external_id)
+    for row in rows:
+        by_source[row["source_id"]].append(row["external_id"])
     for source_id, external_ids in by_source.items():
         for chunk in _chunks(external_ids):
             for listing_id, external_id in session.execute(
                 select(Listing.id, Listing.external_id).where(
-                    Listing.source_id == source_id, Listing.external_id.in_(list(chunk))
+                    Listing.source_id == source_id, one_of(session, Listing.external_id, chunk)
                 )
             ):
-                ids[(source_id, external_id)] = listing_id
-    return ids
+                found[(source_id, external_id)] = listing_id
+    return [found[(row["source_id"], row["external_id"])] for row in rows]
 
 
 def _store_analyses(
@@ -664,9 +695,12 @@ def _store_analyses(
     """Turn analyses into appearances and flags, updating the rows of re-analysed listings in place."""
     pairs = {(i.model, i.serial) for a in analysed for i in a.analysis.instruments if i.serial}
     created: set[int] = set()
-    instrument_ids = ensure_instruments(session, pairs, created)
+    split: set[tuple[str, str]] = set()
+    instrument_ids = ensure_instruments(session, pairs, created, split)
     fresh = {iid: pair for pair, iid in instrument_ids.items() if iid in created}
-    split_units = unit_evidence(session, set(pairs) - set(fresh.values()))
+    known = {iid: pair for pair, iid in instrument_ids.items() if iid not in created}
+    split_units = unit_evidence(session, split, split)
+    known.update((unit.instrument_id, pair) for pair, units in split_units.items() for unit in units)
 
     listing_ids = [a.listing_id for a in analysed if a.existed]
     old_apps: dict[tuple[int, str, str], Any] = {}
@@ -680,12 +714,12 @@ def _store_analyses(
                 Appearance.detected_model,
                 Appearance.detected_serial,
                 Appearance.reviewed_at,
-            ).where(Appearance.listing_id.in_(list(chunk)))
+            ).where(one_of(session, Appearance.listing_id, chunk))
         ):
             old_apps[(row.listing_id, row.detected_model, row.detected_serial)] = row
         for flag_row in session.execute(
             select(Flag.id, Flag.listing_id, Flag.appearance_id, Flag.code).where(
-                Flag.listing_id.in_(list(chunk)), Flag.status == "open"
+                one_of(session, Flag.listing_id, chunk), Flag.status == "open"
             )
         ):
             old_flags[flag_row.listing_id].append(flag_row)
@@ -747,31 +781,34 @@ def _store_analyses(
     gone = [row for row in old_apps.values() if row.id not in keep_apps and row.reviewed_at is None]
     affected = {s.instrument_id for s, _ in planned} | {row.instrument_id for row in gone}
     for chunk in _chunks([row.id for row in gone]):
-        session.execute(delete(Flag).where(Flag.appearance_id.in_(list(chunk))))
-        session.execute(delete(Appearance).where(Appearance.id.in_(list(chunk))))
+        session.execute(delete(Flag).where(one_of(session, Flag.appearance_id, chunk)))
+        session.execute(delete(Appearance).where(one_of(session, Appearance.id, chunk)))
     if app_updates:
         session.execute(update(Appearance), app_updates)
 
-    changes = plan_kinds(session, affected, [s for s, _ in planned], window, fresh)
+    changes = plan_kinds(session, affected, [s for s, _ in planned], window, fresh, known)
     inserted: dict[tuple[int, str, str], int] = {}
 
     def insert_planned() -> None:
         if not planned:
             return
         rows = [{**row, "kind": sighting.kind} for sighting, row in planned]
-        bulk_insert(session, Appearance.__table__, rows)
-        # Ids are needed only where flags must point at the new appearances.
-        flagged = sorted({key[0] for _, key, _ in wanted_flags if key is not None})
-        for chunk in _chunks(flagged):
-            for app_id, listing_id, model, serial in session.execute(
-                select(
-                    Appearance.id,
-                    Appearance.listing_id,
-                    Appearance.detected_model,
-                    Appearance.detected_serial,
-                ).where(Appearance.listing_id.in_(list(chunk)))
-            ):
-                inserted[(listing_id, model, serial)] = app_id
+        ids = bulk_insert_ids(session, Appearance.__table__, rows)
+        if ids is not None:
+            for row, app_id in zip(rows, ids, strict=True):
+                inserted[(row["listing_id"], row["detected_model"], row["detected_serial"])] = app_id
+        else:  # ids are needed only where flags must point at the new appearances
+            flagged = sorted({key[0] for _, key, _ in wanted_flags if key is not None})
+            for chunk in _chunks(flagged):
+                for app_id, listing_id, model, serial in session.execute(
+                    select(
+                        Appearance.id,
+                        Appearance.listing_id,
+                        Appearance.detected_model,
+                        Appearance.detected_serial,
+                    ).where(one_of(session, Appearance.listing_id, chunk))
+                ):
+                    inserted[(listing_id, model, serial)] = app_id
         for row in rows:
             if row["kind"] == "new":
                 summary.instruments_new += 1
