@@ -1,6 +1,7 @@
 """The item the spiders yield: a listing record in itemadapter's dataclass form.
 
 Flat fields (not a nested record) so that Spidermon's field coverage sees `title`, `url` and `posted_at`.
+`crawl_run` is not part of the listing: a distributed worker tags each item with the run that found it.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ class ListingItem:
     currency: str | None = None
     images: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    crawl_run: int | None = None
 
     @classmethod
     def from_record(cls, record: ListingRecord) -> ListingItem:
-        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)} | {"images": list(record.images)})
+        return cls(**{f.name: getattr(record, f.name) for f in fields(ListingRecord)} | {"images": list(record.images)})
 
     def to_record(self) -> ListingRecord:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {f.name: getattr(self, f.name) for f in fields(ListingRecord)}
         values["images"] = tuple(self.images)
         values["extra"] = dict(self.extra)
         return ListingRecord(**values)

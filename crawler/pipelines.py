@@ -3,18 +3,29 @@
 Thin on purpose: the same function serves `korgwatch ingest`, so a crawled listing and an imported one are
 stored, analysed and classified alike. Each batch is one transaction, run in a worker thread so that the
 crawl keeps downloading while the analyser and the database work; batches are written one at a time.
+
+No listing is lost to the store: while the database refuses connections a batch waits and is retried with
+growing pauses (the crawl waits with it); after KORGWATCH_STORE_RETRIES it goes to a dead-letter file
+(crawler/deadletter.py) with the error, to be replayed by `korgwatch dead-letter replay`. A worker's batches
+are grouped by crawl run, and each stored group is reported to the run ledger (`ingest_stored`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from itemadapter import ItemAdapter
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from scrapy import signals
+from scrapy.utils.defer import deferred_from_coro
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
+from crawler.deadletter import dead_letter_dir, write_dead_letters
+from crawler.distributed.tracker import ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
 from db.engine import make_engine, session_scope
@@ -29,6 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INGEST_STATS = "korgwatch/ingest"
+STORE_RETRIES = 6  # after the first attempt; with the pauses below, about a minute of waiting
+STORE_RETRY_BASE = 1.0
+STORE_RETRY_MAX = 30.0
 
 
 def _default_db_url() -> str:
@@ -41,8 +55,23 @@ def to_record(item: Any) -> ListingRecord:
     if isinstance(item, ListingItem):
         return item.to_record()
     values = ItemAdapter(item).asdict()
+    values.pop("crawl_run", None)
     values["images"] = tuple(values.get("images") or ())
     return ListingRecord(**values)
+
+
+def transient(exc: SQLAlchemyError) -> bool:
+    """The database could not be reached or dropped the connection: worth waiting for, not the data's fault."""
+    if isinstance(exc, IntegrityError):
+        return False
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def short_error(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return (str(orig if orig is not None else exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class IngestPipeline:
@@ -51,10 +80,17 @@ class IngestPipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.db_url: str = crawler.settings.get("KORGWATCH_DB_URL") or _default_db_url()
-        self.batch_size = crawler.settings.getint("KORGWATCH_BATCH_SIZE", 200)
+        settings = crawler.settings
+        self.batch_size = settings.getint("KORGWATCH_BATCH_SIZE", 200)
+        self.max_wait = settings.getfloat("KORGWATCH_BATCH_MAX_WAIT", 2.0)
+        self.oldest: float | None = None
+        self.retries = settings.getint("KORGWATCH_STORE_RETRIES", STORE_RETRIES)
+        self.retry_base = settings.getfloat("KORGWATCH_STORE_RETRY_BASE", STORE_RETRY_BASE)
+        self.retry_max = settings.getfloat("KORGWATCH_STORE_RETRY_MAX", STORE_RETRY_MAX)
+        self.dead_letters = dead_letter_dir(settings.get("KORGWATCH_DEAD_LETTER_DIR"))
         config = crawler.settings.get("KORGWATCH_CONFIG_DIR")
         self.config_dir = Path(config) if config else None
-        self.batch: list[ListingRecord] = []
+        self.batch: list[tuple[int | None, ListingRecord]] = []
         self.summary = IngestSummary()
         self.engine: Engine | None = None
         self.rules: Rules | None = None
@@ -62,7 +98,14 @@ class IngestPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
+        return pipeline
+
+    def spider_idle(self) -> None:
+        """Nothing left to fetch for now (a worker waiting for runs): store what is waiting."""
+        if self.batch:
+            deferred_from_coro(self._flush())
 
     def open_spider(self) -> None:
         from pipeline.rules import load_rules
@@ -71,8 +114,12 @@ class IngestPipeline:
         self.engine = make_engine(self.db_url)
 
     async def process_item(self, item: Any) -> Any:
-        self.batch.append(to_record(item))
-        if len(self.batch) >= self.batch_size:
+        run = item.crawl_run if isinstance(item, ListingItem) else None
+        self.batch.append((run, to_record(item)))
+        now = time.monotonic()
+        if self.oldest is None:
+            self.oldest = now
+        if len(self.batch) >= self.batch_size or now - self.oldest >= self.max_wait:
             await self._flush()
         return item
 
@@ -84,34 +131,61 @@ class IngestPipeline:
             self.engine.dispose()
 
     async def _flush(self) -> None:
+        """Store the waiting listings; one flush at a time, so closing waits for the one in flight."""
+        async with self._lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         if not self.batch:
             return
-        batch, self.batch = self.batch, []
-        async with self._lock:
-            part = await asyncio.to_thread(self._ingest, batch)
-        self.summary.add(part)
-        for error in part.errors:
-            self.crawler.stats.inc_value("korgwatch/errors")
-            logger.error("ingest: %s", error)
+        batch, self.batch, self.oldest = self.batch, [], None
+        by_run: defaultdict[int | None, list[ListingRecord]] = defaultdict(list)
+        for run, record in batch:
+            by_run[run].append(record)
+        for run, records in by_run.items():
+            part = await asyncio.to_thread(self._ingest, records)
+            self.summary.add(part)
+            for error in part.errors:
+                self.crawler.stats.inc_value("korgwatch/errors")
+                logger.error("ingest: %s", error)
+            self.crawler.signals.send_catch_log(signal=ingest_stored, run=run, summary=part)
 
     def _ingest(self, batch: list[ListingRecord]) -> IngestSummary:
-        """One transaction; a unique-key race with another writer is retried once (then it sees theirs)."""
+        """One transaction. A unique-key race with another writer is retried at once (then it sees theirs);
+        an unreachable database is waited for; what still fails goes to the dead letters."""
         assert self.engine is not None and self.rules is not None
-        for attempt in (1, 2):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with session_scope(self.engine) as session:
                     return ingest_records(session, batch, self.rules)
             except IntegrityError as exc:
-                if attempt == 2:
-                    return _failed(batch, exc)
+                if attempt >= 2:
+                    return self._dead(batch, exc, attempt)
             except SQLAlchemyError as exc:
-                return _failed(batch, exc)
-        raise AssertionError("unreachable")
+                if not transient(exc) or attempt > self.retries:
+                    return self._dead(batch, exc, attempt)
+                pause = min(self.retry_base * 2 ** (attempt - 1), self.retry_max)
+                self.crawler.stats.inc_value("korgwatch/store_retries")
+                logger.warning(
+                    "store unavailable (%s): batch of %d listings waits %.1f s (retry %d of %d)",
+                    short_error(exc),
+                    len(batch),
+                    pause,
+                    attempt,
+                    self.retries,
+                )
+                time.sleep(pause)
 
-
-def _failed(batch: list[ListingRecord], exc: SQLAlchemyError) -> IngestSummary:
-    orig = getattr(exc, "orig", None)
-    message = str(orig if orig is not None else exc).splitlines()[0]
-    return IngestSummary(
-        batches_failed=1, errors=[f"batch of {len(batch)} listings rolled back: database error: {message}"]
-    )
+    def _dead(self, batch: list[ListingRecord], exc: SQLAlchemyError, attempts: int) -> IngestSummary:
+        message = short_error(exc)
+        path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
+        self.crawler.stats.inc_value("korgwatch/dead_letters", len(batch))
+        return IngestSummary(
+            batches_failed=1,
+            errors=[
+                f"batch of {len(batch)} listings not stored after {attempts} attempt(s): database error: {message}; "
+                f"kept in {path} (replay: korgwatch dead-letter replay)"
+            ],
+        )

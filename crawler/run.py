@@ -102,6 +102,18 @@ class CrawlOptions:
     per_source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: SourceConfig fields to replace for this run, e.g. {"jsonld": {"pages": (...), "page_limit": 100}}
     source_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Set: run as a distributed worker (runs come from Redis, are recorded by `enqueue` and the run ledger).
+    worker: WorkerOptions | None = None
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """A distributed worker's Redis, its name in `korgwatch runs`, and how often it reports its counts."""
+
+    redis_url: str
+    name: str
+    flush_interval: float = 2.0
+    peer_timeout: float = 60.0
 
 
 class _TailHandler(logging.Handler):
@@ -302,6 +314,20 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                     now = datetime.now(UTC)
                     runs.append(SourceRun(name, "skipped", now, now, messages=[message]))
                     continue
+                overrides = {**options.settings, **options.per_source_settings.get(name, {})}
+                spider_cls = SPIDERS[name]
+                if options.worker is not None:
+                    from crawler.distributed.settings import worker_settings
+                    from crawler.distributed.worker import worker_spider_class
+
+                    spider_cls = worker_spider_class(spider_cls)
+                    worker = worker_settings(
+                        options.worker.redis_url,
+                        options.worker.name,
+                        flush_interval=options.worker.flush_interval,
+                        peer_timeout=options.worker.peer_timeout,
+                    )
+                    overrides = {**worker, **overrides}
                 settings = crawl_settings(
                     config,
                     source,
@@ -310,9 +336,9 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                     full=options.full,
                     jobdir=options.jobdir,
                     polite=options.polite,
-                    overrides={**options.settings, **options.per_source_settings.get(name, {})},
+                    overrides=overrides,
                 )
-                crawler = Crawler(SPIDERS[name], settings, init_reactor=not crawlers)
+                crawler = Crawler(spider_cls, settings, init_reactor=not crawlers)
                 if progress is not None:
                     _watch(crawler, progress, name)
                 process.crawl(crawler, source=source)
@@ -328,7 +354,7 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
         spider = crawler.spider
         messages = list(getattr(spider, "error_messages", []) or stats.get("korgwatch/error_messages", []))
         run = summarise(name, stats, messages, list(tail.tails.get(name, ())))
-        if options.record:
+        if options.record and options.worker is None:
             run.crawl_run_id = record_crawl_run(options.db_url, run)
         runs.append(run)
     order = {name: i for i, name in enumerate(options.sources)}

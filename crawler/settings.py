@@ -46,6 +46,8 @@ FEED_EXPORT_ENCODING = "utf-8"
 ITEM_PIPELINES = {"crawler.pipelines.IngestPipeline": 300}
 # Items per store transaction: large enough to amortise the commit, small enough to lose little on a crash.
 KORGWATCH_BATCH_SIZE = 200
+# ... and a listing waits at most this many seconds for its batch (a worker idles with a part batch).
+KORGWATCH_BATCH_MAX_WAIT = 2.0
 # Evidence (raw responses, gzip, content-addressed) is kept here; None means `<data dir>/evidence`.
 KORGWATCH_EVIDENCE_DIR: str | None = None
 # Page incrementally (stop at the first fully known page of a date-sorted source) unless True.
@@ -54,6 +56,8 @@ LOG_LEVEL = "INFO"
 NEWSPIDER_MODULE = "crawler.spiders"
 # Retry-After is honoured up to this many seconds; longer waits give the request up (and the run degrades).
 RETRY_AFTER_MAX = 120.0
+# Scrapy 2.19's remote-control HTTP endpoint: a crawl of untrusted pages needs no open port.
+REMOTE_CONTROL_ENABLED = False
 # Without Retry-After, wait RETRY_BACKOFF_BASE * 2**(attempt-1) seconds, at most RETRY_BACKOFF_MAX.
 RETRY_BACKOFF_BASE = 1.0
 RETRY_BACKOFF_MAX = 60.0

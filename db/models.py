@@ -289,3 +289,31 @@ class CrawlRun(Base):
     # Listings the run read but found unchanged: with new + updated, what it saw, so that health can tell
     # "nothing new today" from "nothing found: the layout changed?". NULL when the writer did not say.
     listings_unchanged: Mapped[int | None] = mapped_column(Integer)
+
+    # --- distributed crawling (issue 7, migration 0005) -----------------------------------------------
+    workers: Mapped[list[CrawlRunWorker]] = relationship(
+        back_populates="crawl_run", cascade="all, delete-orphan", order_by="CrawlRunWorker.worker"
+    )
+
+
+class CrawlRunWorker(Base):
+    """What one worker did for one distributed run; the run's own totals are the sums over its workers.
+
+    A distributed run (`korgwatch enqueue`) starts with outcome NULL (running); workers add their counts here
+    and to `crawl_runs` with `x = x + n` updates, so that any number of them can report at once.
+    """
+
+    __tablename__ = "crawl_run_workers"
+
+    crawl_run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pages: Mapped[int] = mapped_column(default=0)
+    listings_new: Mapped[int] = mapped_column(default=0)
+    listings_updated: Mapped[int] = mapped_column(default=0)
+    listings_unchanged: Mapped[int] = mapped_column(default=0)
+    flags_raised: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+
+    crawl_run: Mapped[CrawlRun] = relationship(back_populates="workers")

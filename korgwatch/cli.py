@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, schedule, serve, storage
+from korgwatch.commands import analysis, crawling, distributed, schedule, serve, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -18,6 +18,7 @@ storage.register(app)
 crawling.register(app)
 serve.register(app)
 schedule.register(app)
+distributed.register(app)
 
 
 def main() -> None:

@@ -229,13 +229,15 @@ def runs(
     for row in rows:
         took = format_duration((row.finished_at - row.started_at).total_seconds()) if row.finished_at else "-"
         note = (row.log_tail or "").strip().splitlines()[0][:80] if row.outcome != "ok" and row.log_tail else ""
+        if row.workers:  # a distributed run: the pages each worker fetched
+            note = ", ".join(f"{name}: {pages}" for name, pages in row.workers) + (f"; {note}" if note else "")
         colour = OUTCOME_COLOURS.get(row.outcome or "", "white")
         table.add_row(
             str(row.id),
             row.source,
             f"{row.started_at.astimezone(ZoneInfo(config.timezone)):%Y-%m-%d %H:%M:%S}",
             took,
-            f"[{colour}]{row.outcome or 'running?'}[/]",
+            f"[{colour}]{row.outcome or 'running'}[/]",
             str(row.pages),
             str(row.listings_new),
             str(row.listings_updated),

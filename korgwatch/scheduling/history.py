@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import CrawlRun, Flag, Listing, Source
+from db.models import CrawlRun, CrawlRunWorker, Flag, Listing, Source
 
 FAILED_OUTCOMES = ("failed", "timed_out")
 FAILURES_IN_A_ROW = 3
@@ -42,6 +42,8 @@ class RunRow:
     flags_raised: int
     errors: int
     log_tail: str | None
+    #: A distributed run's workers: (name, pages fetched), by name; empty for a single-process crawl.
+    workers: tuple[tuple[str, int], ...] = ()
 
     @property
     def listings_seen(self) -> int:
@@ -63,6 +65,7 @@ class RunRow:
             "flags_raised": self.flags_raised,
             "errors": self.errors,
             "log_tail": self.log_tail,
+            "workers": [{"worker": name, "pages": pages} for name, pages in self.workers],
         }
 
 
@@ -74,7 +77,7 @@ class Health:
     reasons: tuple[str, ...] = ()
 
 
-def _row(run: CrawlRun, source: str) -> RunRow:
+def _row(run: CrawlRun, source: str, workers: tuple[tuple[str, int], ...] = ()) -> RunRow:
     return RunRow(
         id=run.id,
         source=source,
@@ -88,6 +91,7 @@ def _row(run: CrawlRun, source: str) -> RunRow:
         flags_raised=run.flags_raised,
         errors=run.errors,
         log_tail=run.log_tail,
+        workers=workers,
     )
 
 
@@ -97,7 +101,17 @@ def recent_runs(session: Session, source: str | None = None, limit: int = 20) ->
     if source is not None:
         statement = statement.where(Source.name == source)
     statement = statement.order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc()).limit(limit)
-    return [_row(run, name) for run, name in session.execute(statement).all()]
+    found = session.execute(statement).all()
+    workers: dict[int, list[tuple[str, int]]] = {}
+    ids = [run.id for run, _ in found]
+    if ids:
+        for run_id, worker, pages in session.execute(
+            select(CrawlRunWorker.crawl_run_id, CrawlRunWorker.worker, CrawlRunWorker.pages)
+            .where(CrawlRunWorker.crawl_run_id.in_(ids))
+            .order_by(CrawlRunWorker.crawl_run_id, CrawlRunWorker.worker)
+        ):
+            workers.setdefault(run_id, []).append((worker, pages))
+    return [_row(run, name, tuple(workers.get(run.id, ()))) for run, name in found]
 
 
 def last_run_id(session: Session, source: str) -> int:

@@ -1,0 +1,260 @@
+"""Distributed crawling commands: `enqueue` (start runs), `worker` (crawl them), `dead-letter` (listings the
+store refused), and `sample-site` (the demo's fixture site as a server, for workers on other processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawler.sources import SourcesError, load_sources
+from korgwatch.paths import default_db_url
+
+console = Console()
+err_console = Console(stderr=True)
+
+RedisOption = Annotated[
+    str | None, typer.Option("--redis", help="Redis URL (default: KORGWATCH_REDIS_URL).", show_default=False)
+]
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: KORGWATCH_DB or data dir).")]
+
+
+def _redis_url(value: str | None) -> str:
+    url = value or os.environ.get("KORGWATCH_REDIS_URL")
+    if not url:
+        err_console.print("Set KORGWATCH_REDIS_URL (or --redis), e.g. redis://127.0.0.1:6379/0.")
+        raise typer.Exit(2)
+    return url
+
+
+def _source_names(sources: list[str] | None, all_sources: bool, config: Path | None) -> list[str]:
+    try:
+        crawl_config = load_sources(config)
+        names = [s.name for s in crawl_config.enabled()] if all_sources else list(sources or [])
+        for name in names:
+            crawl_config.source(name)
+    except SourcesError as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    if not names:
+        err_console.print("Name at least one source, or use --all.")
+        raise typer.Exit(2)
+    return names
+
+
+def enqueue(
+    sources: Annotated[list[str] | None, typer.Argument(help="Sources to crawl (see config/sources.yaml).")] = None,
+    all_sources: Annotated[bool, typer.Option("--all", help="Every enabled source.")] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Move the sources here (one source: its base; several: a root /<source>)."),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Page to the end instead of stopping at known pages.")] = False,
+    redis_url: RedisOption = None,
+    db: DbOption = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Sources file.")] = None,
+) -> None:
+    """Start a distributed run of each source: a `crawl_runs` row, and a start message for the workers.
+
+    Example: KORGWATCH_REDIS_URL=redis://127.0.0.1:6379/0 korgwatch enqueue --all
+    """
+    import redis
+
+    from crawler.distributed.enqueue import enqueue_runs
+    from crawler.run import resolve_base_urls
+
+    names = _source_names(sources, all_sources, config)
+    try:
+        runs = enqueue_runs(
+            _redis_url(redis_url),
+            db or default_db_url(),
+            names,
+            base_urls=resolve_base_urls(names, base_url),
+            full=full,
+        )
+    except redis.RedisError as exc:
+        err_console.print(f"[red]Redis unreachable: {exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title="Enqueued runs")
+    for column in ("run", "source", "base URL"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(str(run.run), run.source, run.base_url or "(configured)")
+    console.print(table)
+
+
+def worker(
+    sources: Annotated[
+        str | None, typer.Option("--sources", help="Comma-separated sources to work on (default: every enabled one).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="This worker's name in `korgwatch runs`.")] = None,
+    redis_url: RedisOption = None,
+    db: DbOption = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Sources file.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Scrapy log level.")] = "INFO",
+    impolite: Annotated[
+        bool, typer.Option("--impolite", help="No delays and no robots.txt: only for your own test servers.")
+    ] = False,
+    flush_interval: Annotated[float, typer.Option("--report-every", help="Seconds between run reports.")] = 2.0,
+    peer_timeout: Annotated[
+        float, typer.Option("--peer-timeout", help="Seconds after which a silent busy worker counts as dead.")
+    ] = 60.0,
+) -> None:
+    """Crawl the runs others enqueue, sharing each source's queue in Redis with any number of workers.
+
+    Idles while the queue is empty; stops cleanly on SIGTERM or Ctrl-C (requests in flight finish, the
+    last listings are stored). Set KORGWATCH_DB to the shared PostgreSQL database.
+
+    Example: KORGWATCH_REDIS_URL=redis://127.0.0.1:6379/0 KORGWATCH_DB=postgresql+psycopg://... korgwatch worker
+    """
+    from crawler.distributed.tracker import default_worker_name
+    from crawler.run import CrawlOptions, WorkerOptions, run_crawls
+
+    url = _redis_url(redis_url)
+    names = _source_names(sources.split(",") if sources else None, not sources, config)
+    worker_name = name or default_worker_name()
+    _wait_for_redis(url)
+    from db.migrate import upgrade
+
+    db_url = db or default_db_url()
+    upgrade(db_url)
+    err_console.print(f"worker {worker_name}: sources {', '.join(names)}; Redis {url}; waiting for runs")
+    run_crawls(
+        CrawlOptions(
+            sources=names,
+            db_url=db_url,
+            config_path=config,
+            polite=not impolite,
+            progress=False,
+            record=False,
+            settings={"LOG_LEVEL": log_level.upper()},
+            worker=WorkerOptions(url, worker_name, flush_interval, peer_timeout),
+        )
+    )
+    err_console.print(f"worker {worker_name}: stopped")
+
+
+def _wait_for_redis(url: str) -> None:
+    """A worker may start before Redis: wait (SIGTERM still stops it) instead of failing."""
+    import redis
+
+    from crawler.distributed.enqueue import redis_client
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        said = False
+        while not stop.is_set():
+            try:
+                redis_client(url).ping()
+                return
+            except redis.RedisError as exc:
+                if not said:
+                    err_console.print(f"Redis unreachable ({exc}); waiting")
+                    said = True
+                time.sleep(1.0)
+        raise typer.Exit(0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+dead_letter_app = typer.Typer(help="Listings the store refused after every retry, kept to be replayed.")
+
+
+@dead_letter_app.command("list")
+def dead_letter_list(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Dead-letter folder (default: data dir).")] = None,
+) -> None:
+    """Files of dead letters waiting, with how many listings and the last error.
+
+    Example: korgwatch dead-letter list
+    """
+    from crawler.deadletter import dead_letter_dir, pending_files, read_dead_letters
+
+    folder = dead_letter_dir(directory)
+    table = Table(title=f"Dead letters in {folder}")
+    for column in ("file", "listings", "last error"):
+        table.add_column(column)
+    problems: list[str] = []
+    for path in pending_files(folder):
+        letters = list(read_dead_letters(path, problems))
+        table.add_row(path.name, str(len(letters)), letters[-1].error[:100] if letters else "")
+    console.print(table)
+    for problem in problems:
+        err_console.print(problem, highlight=False)
+
+
+@dead_letter_app.command("replay")
+def dead_letter_replay(
+    files: Annotated[list[Path] | None, typer.Argument(help="Files to replay (default: every waiting file).")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Dead-letter folder (default: data dir).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Store the dead letters now (the database is back); a replayed file is renamed `*.replayed`.
+
+    Example: korgwatch dead-letter replay
+    """
+    from crawler.deadletter import REPLAYED_SUFFIX, dead_letter_dir, pending_files, read_dead_letters
+    from db.engine import make_engine, session_scope
+    from db.ingest import ingest_records
+    from db.migrate import upgrade
+    from pipeline.rules import load_rules
+
+    paths = list(files or pending_files(dead_letter_dir(directory)))
+    db_url = db or default_db_url()
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    rules = load_rules()
+    failed = False
+    try:
+        for path in paths:
+            problems: list[str] = []
+            records = [letter.record for letter in read_dead_letters(path, problems)]
+            with session_scope(engine) as session:
+                summary = ingest_records(session, records, rules)
+            for problem in [*problems, *summary.errors]:
+                err_console.print(problem, highlight=False)
+            failed = failed or bool(problems or summary.errors)
+            path.rename(path.with_name(path.name + REPLAYED_SUFFIX))
+            console.print(
+                f"{path.name}: {len(records)} listings replayed ({summary.listings_new} new, "
+                f"{summary.listings_updated} updated, {summary.listings_unchanged} unchanged)"
+            )
+    finally:
+        engine.dispose()
+    if failed:
+        raise typer.Exit(1)
+
+
+def sample_site(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = any free port).")] = 8765,
+) -> None:
+    """Serve the demo's fixture site (every source's real format) on loopback until Ctrl-C or SIGTERM.
+
+    Example: korgwatch sample-site --port 8765 & korgwatch enqueue --all --base-url http://127.0.0.1:8765
+    """
+    from crawler.demo.site import FixtureSite, serve
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve(FixtureSite(), port=port) as site:
+        console.print(f"sample site on {site.root} (every source under /<source>); Ctrl-C stops it", highlight=False)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(enqueue)
+    app.command()(worker)
+    app.command("sample-site")(sample_site)
+    app.add_typer(dead_letter_app, name="dead-letter")
