@@ -101,6 +101,7 @@ class WorkerSpiderMixin:
         self.worker_name = settings.get("KORGWATCH_WORKER_NAME") or "worker"
         self.poller: task.LoopingCall | None = None
         self.pending_starts = 0
+        self.redis_down = False
         self.pop_starts = self.redis.register_script(POP_STARTS_AND_MARK)
 
     def busy(self) -> bool:
@@ -239,8 +240,11 @@ class WorkerSpiderMixin:
                 keys=[start_key(self.name), busy_key(self.name)], args=[START_BATCH, self.worker_name, self.busy_mark()]
             )
         except RedisError as exc:
-            logger.warning("Redis unavailable (%s): no new runs until it answers", exc)
+            if not self.redis_down:  # once per outage; the scheduler says when Redis is back
+                logger.warning("Redis unavailable (%s): no new runs until it answers", exc)
+            self.redis_down = True
             return []
+        self.redis_down = False
         messages = []
         for data in raw:
             try:

@@ -106,6 +106,14 @@ def worker(
     peer_timeout: Annotated[
         float, typer.Option("--peer-timeout", help="Seconds after which a silent busy worker counts as dead.")
     ] = 60.0,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="A Scrapy or korgwatch setting NAME=VALUE, repeatable (e.g. -s KORGWATCH_STORE_RETRIES=3).",
+        ),
+    ] = None,
 ) -> None:
     """Crawl the runs others enqueue, sharing each source's queue in Redis with any number of workers.
 
@@ -119,6 +127,7 @@ def worker(
 
     url = _redis_url(redis_url)
     names = _source_names(sources.split(",") if sources else None, not sources, config)
+    overrides = _settings(setting or [])
     worker_name = name or default_worker_name()
     _wait_for_redis(url)
     from db.migrate import upgrade
@@ -134,11 +143,23 @@ def worker(
             polite=not impolite,
             progress=False,
             record=False,
-            settings={"LOG_LEVEL": log_level.upper()},
+            settings={"LOG_LEVEL": log_level.upper(), **overrides},
             worker=WorkerOptions(url, worker_name, flush_interval, peer_timeout),
         )
     )
     err_console.print(f"worker {worker_name}: stopped")
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    """`--set NAME=VALUE` pairs as settings (Scrapy converts the text when a setting is read)."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            err_console.print(f"--set {pair!r}: expected NAME=VALUE", highlight=False)
+            raise typer.Exit(2)
+        settings[name.strip()] = value
+    return settings
 
 
 def _wait_for_redis(url: str) -> None:
