@@ -1,8 +1,8 @@
 """Scheduling commands: `schedule run|list|pause|resume|run-now`, `runs` and `status`.
 
 Thin callers of `korgwatch.scheduling`: the job store edits, run history and health live there. Every command
-works on the schedule's database: `--db`, else the sample database when schedule.yaml has `sample_sites`,
-else KORGWATCH_DB or the data directory's SQLite file.
+works on the schedule's database: `--db`, else the sample database when schedule.yaml has `sample_sites` (and
+not `distributed`), else KORGWATCH_DB or the data directory's SQLite file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from korgwatch.scheduling.config import ScheduleConfig, ScheduleError, format_duration, load_schedule
+from korgwatch.scheduling.config import (
+    ScheduleConfig,
+    ScheduleError,
+    format_duration,
+    load_schedule,
+    redact_url,
+    redis_url_for,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,12 +35,18 @@ DbOption = Annotated[
     typer.Option("--db", help="Database URL (default: the sample database with sample_sites, else KORGWATCH_DB)."),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis", help="Redis URL, with `distributed: true` (default: KORGWATCH_REDIS_URL).", show_default=False
+    ),
+]
 OUTCOME_COLOURS = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red"}
 HEALTH_COLOURS = {"healthy": "green", "warning": "yellow", "unhealthy": "red", "unknown": "dim"}
 
 schedule_app = typer.Typer(
     name="schedule",
-    help="Crawl sources on a schedule (config/schedule.yaml), one process per crawl.",
+    help="Crawl sources on a schedule (config/schedule.yaml), one process per crawl, or enqueue them for workers.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -48,6 +61,15 @@ def _load(config_path: Path | None, db: str | None) -> tuple[ScheduleConfig, str
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
     return config, resolve_db_url(config, db)
+
+
+def _redis(config: ScheduleConfig, option: str | None) -> str | None:
+    """The Redis URL of a distributed schedule, or None; a missing or misplaced one exits 2 naming where."""
+    try:
+        return redis_url_for(config, option)
+    except ScheduleError as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _when(moment: datetime | None, zone: str, now: datetime | None = None) -> str:
@@ -71,20 +93,25 @@ def _check_format(value: str) -> str:
 def run(
     config_path: ConfigOption = None,
     db: DbOption = None,
+    redis: RedisOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Scheduler log level.")] = "INFO",
 ) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (a second one kills running crawls at once).
 
     Applies schedule.yaml to the job store first (jobs added, changed, removed); next run times survive restarts.
+    With `distributed: true` in schedule.yaml, due runs are enqueued in Redis for `korgwatch worker`s.
 
     Example: korgwatch schedule run --db sqlite:///korgwatch.sqlite
     """
     from korgwatch.scheduling.service import SchedulerService, configure_logging
 
     config, db_url = _load(config_path, db)
+    redis_url = _redis(config, redis)
     configure_logging(log_level)
     err_console.print(f"Scheduling from {config.path} into {db_url}", highlight=False)
-    raise typer.Exit(SchedulerService(config, db_url).run_forever())
+    if redis_url:
+        err_console.print(f"Distributed: enqueuing runs in {redact_url(redis_url)} for the workers", highlight=False)
+    raise typer.Exit(SchedulerService(config, db_url, redis_url=redis_url).run_forever())
 
 
 @schedule_app.command("list")
@@ -130,6 +157,8 @@ def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatO
     console.print(table)
     if config.sample_sites:
         console.print("[dim]sample_sites is on: crawls go to the bundled fixture site, not the internet.[/]")
+    if config.distributed:
+        console.print("[dim]distributed is on: due runs are enqueued in Redis for `korgwatch worker`s.[/]")
 
 
 def _edit(action: str, source: str, config_path: Path | None, db: str | None) -> None:
@@ -147,6 +176,11 @@ def _edit(action: str, source: str, config_path: Path | None, db: str | None) ->
         console.print(f"{source}: paused; a running scheduler notices within {poll} (a running crawl goes on).")
     elif action == "resume":
         console.print(f"{source}: resumed, next run {_when(info.next_run_time, config.timezone)}.")
+    elif config.distributed:
+        console.print(
+            f"{source}: due now; a running scheduler enqueues a run of it for the workers within {poll} "
+            "(skipped while its previous run is still open)."
+        )
     else:
         console.print(
             f"{source}: due now; a running scheduler starts it within {poll} "
@@ -187,6 +221,9 @@ def run_now(
     db: DbOption = None,
 ) -> None:
     """Make a source's job due now; the running scheduler starts it within `poll` seconds.
+
+    With `distributed: true` the scheduler enqueues a run of it for the workers instead (`korgwatch enqueue`
+    does so without a scheduler).
 
     Example: korgwatch schedule run-now matrixsynth
     """

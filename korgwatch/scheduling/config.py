@@ -3,13 +3,17 @@
 Like the other config files, every problem names the file and the line, and all problems are reported at once.
 The scheduler turns each enabled entry into one APScheduler job; `fingerprint()` lets it tell on start whether
 an entry changed since the job was stored (changed entries are rescheduled, unchanged ones keep their next run).
+With `distributed: true` the jobs enqueue runs for `korgwatch worker`s instead of crawling; the Redis URL stays
+out of the file (it may hold a password) and comes from `--redis` or KORGWATCH_REDIS_URL (`redis_url_for()`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ TOP_KEYS = (
     "poll",
     "sources_file",
     "log_level",
+    "distributed",
     "defaults",
     "sources",
 )
@@ -42,6 +47,8 @@ JOB_DEFAULTS: dict[str, Any] = {
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+REDIS_ENV = "KORGWATCH_REDIS_URL"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class ScheduleError(ValueError):
@@ -91,6 +98,8 @@ class ScheduleConfig:
     poll_seconds: float = 5.0
     sources_file: Path | None = None
     log_level: str = "WARNING"
+    distributed: bool = False
+    distributed_at: str = ""  # `file:line` of `distributed: true`, for the problems that must point at it
     jobs: tuple[JobConfig, ...] = field(default_factory=tuple)
 
     def job(self, source: str) -> JobConfig | None:
@@ -277,7 +286,14 @@ def load_schedule(path: Path | None = None, *, known_sources: tuple[str, ...] | 
         poll_seconds=top("poll", 5.0, positive),
         sources_file=sources_file,
         log_level=top("log_level", "WARNING", lambda v: str(v).upper()),
+        distributed=top("distributed", False, boolean),
+        distributed_at=at(raw, "distributed"),
     )
+    if config.distributed and sources_file is not None:
+        problems.append(
+            f"{at(raw, 'sources_file')}: sources_file: not used with `distributed: true`, the workers read their "
+            "own (`korgwatch worker --config`); remove it"
+        )
 
     defaults = dict(JOB_DEFAULTS)
     raw_defaults = raw.get("defaults") or {}
@@ -304,6 +320,40 @@ def load_schedule(path: Path | None = None, *, known_sources: tuple[str, ...] | 
     if problems:
         raise ScheduleError(problems)
     return replace(config, jobs=tuple(jobs))
+
+
+def redis_url_for(
+    config: ScheduleConfig, option: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis URL of a distributed schedule (`--redis`, else KORGWATCH_REDIS_URL); None when not distributed.
+
+    Raises ScheduleError naming `distributed: true`'s file and line, or the option, when the URL is missing or
+    is not a Redis URL, and when `--redis` is given to a schedule that is not distributed (it would be ignored).
+    """
+    environ = os.environ if environ is None else environ
+    if not config.distributed:
+        if option:
+            raise ScheduleError([f"--redis: only used with `distributed: true` in {config.path}"])
+        return None
+    url, where = (option, "--redis") if option else (environ.get(REDIS_ENV), REDIS_ENV)
+    if not url:
+        raise ScheduleError(
+            [f"{config.distributed_at}: distributed: true needs a Redis URL: set {REDIS_ENV} or pass --redis"]
+        )
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in REDIS_SCHEMES:
+        schemes = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+        raise ScheduleError([f"{where}: expected a Redis URL ({schemes}), got {redact_url(url)!r}"])
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at_sign, host = rest.rpartition("@")
+    if not sep or not at_sign or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _load_job(

@@ -131,6 +131,19 @@ def runs_since(session: Session, source: str, after_id: int) -> list[CrawlRun]:
     return list(session.execute(statement).scalars())
 
 
+def newest_open_run(session: Session, source: str) -> tuple[int, datetime] | None:
+    """The id and start of the source's newest run still open (outcome NULL: enqueued, workers on it), if any."""
+    statement = (
+        select(CrawlRun.id, CrawlRun.started_at)
+        .join(Source, CrawlRun.source_id == Source.id)
+        .where(Source.name == source, CrawlRun.outcome.is_(None))
+        .order_by(CrawlRun.id.desc())
+        .limit(1)
+    )
+    found = session.execute(statement).first()
+    return (found[0], found[1]) if found else None
+
+
 def record_run(
     session: Session,
     source: str,

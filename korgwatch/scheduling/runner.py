@@ -7,6 +7,8 @@ crashed, killed at shutdown), this module writes the row, with the tail of the c
 
 The APScheduler job function is `run_scheduled_crawl`: stored jobs refer to it by its textual reference, so
 moving it breaks the jobs stored in users' databases (the scheduler then recreates them from schedule.yaml).
+In distributed mode the same stored jobs call a RunEnqueuer (enqueuer.py) instead, so switching modes needs no
+change to the job store.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -281,17 +283,24 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 # --- the APScheduler job ----------------------------------------------------------------------------------
 
-_active: CrawlRunner | None = None
+
+class JobRunner(Protocol):
+    """What a stored job calls: a CrawlRunner, or in distributed mode a RunEnqueuer."""
+
+    def run(self, source: str) -> object: ...
 
 
-def activate(runner: CrawlRunner | None) -> None:
+_active: JobRunner | None = None
+
+
+def activate(runner: JobRunner | None) -> None:
     """Make `runner` the one the stored jobs of this process call (None when the scheduler stops)."""
     global _active
     _active = runner
 
 
 def run_scheduled_crawl(source: str, schedule: str = "") -> None:
-    """The stored job: crawl `source` with this process's runner.
+    """The stored job: crawl `source` with this process's runner (in distributed mode: enqueue a run of it).
 
     `schedule` is the fingerprint of the schedule.yaml entry the job was built from; the scheduler compares it
     on start to see whether the entry changed. It plays no part in the crawl.

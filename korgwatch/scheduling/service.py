@@ -4,6 +4,8 @@ Start: migrate the database, start the sample site if asked, apply schedule.yaml
 jobs. Every `poll` seconds it wakes up to re-read the job store, so the CLI's pause/resume/run-now take effect.
 Stop (SIGTERM or SIGINT): start no new crawl, let running crawls finish within their grace period, then kill
 them and record them; a second signal kills them at once. It exits only when no crawl process is left.
+With `distributed: true` a due job enqueues a run for the workers (enqueuer.py) instead of crawling it; the
+job store, triggers and CLI are the same, and there is still exactly one scheduler per database.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from sqlalchemy import Engine
 
 from db.engine import make_engine
 from korgwatch.scheduling import jobs, runner
-from korgwatch.scheduling.config import ScheduleConfig
+from korgwatch.scheduling.config import ScheduleConfig, redact_url, redis_url_for
+from korgwatch.scheduling.enqueuer import RunEnqueuer
 from korgwatch.scheduling.runner import CRAWL_COMMAND, SAMPLE_EBAY_CREDENTIALS, CrawlRunner
 
 if TYPE_CHECKING:
@@ -46,12 +49,16 @@ _EVENT_NAMES = {
 
 def resolve_db_url(config: ScheduleConfig, db: str | None = None) -> str:
     """`--db` if given; else, with `sample_sites`, a sample database of its own (the sample site's listings
-    never mix with real ones); else KORGWATCH_DB or the data directory's SQLite file."""
+    never mix with real ones); else KORGWATCH_DB or the data directory's SQLite file.
+
+    A distributed schedule never picks the sample database: its runs must be opened in the store the workers
+    write to, which they take from KORGWATCH_DB.
+    """
     from korgwatch.paths import data_dir, default_db_url
 
     if db:
         return db
-    if config.sample_sites:
+    if config.sample_sites and not config.distributed:
         folder = data_dir() / "sample"
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / 'korgwatch-sample.sqlite'}"
@@ -60,11 +67,13 @@ def resolve_db_url(config: ScheduleConfig, db: str | None = None) -> str:
 
 @dataclass
 class SchedulerService:
-    """One scheduler process: the job store, the crawl runner and (optionally) the sample site."""
+    """One scheduler process: the job store, the crawl runner (or, distributed, the run enqueuer) and
+    (optionally) the sample site. `redis_url` defaults to KORGWATCH_REDIS_URL; only distributed mode uses it."""
 
     config: ScheduleConfig
     db_url: str
     crawl_command: tuple[str, ...] = CRAWL_COMMAND
+    redis_url: str | None = None
     events: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -72,6 +81,7 @@ class SchedulerService:
         self._engine: Engine | None = None
         self.scheduler: jobs.CrawlScheduler | None = None
         self.runner: CrawlRunner | None = None
+        self.enqueuer: RunEnqueuer | None = None  # instead of `runner`, in distributed mode
         self.site: RunningSite | None = None  # the sample site, when `sample_sites` is on
         self._stopped = threading.Event()
 
@@ -79,23 +89,20 @@ class SchedulerService:
         """Migrate, start the sample site if configured, apply schedule.yaml, and begin running jobs."""
         from db.migrate import upgrade
 
+        redis_url = redis_url_for(self.config, self.redis_url)  # a missing URL fails before anything starts
         upgrade(self.db_url)
-        extra_env: dict[str, str] = {}
         if self.config.sample_sites:
             from crawler.demo.site import FixtureSite, serve
 
             self.site = self._stack.enter_context(serve(FixtureSite(), port=self.config.sample_port))
-            extra_env.update(SAMPLE_EBAY_CREDENTIALS)  # the sample site accepts any; real ones stay home
             logger.info("sample site on %s: crawls go there, not to the internet", self.site.root)
-        root = self.site.root if self.site else None
-        self.runner = CrawlRunner(
-            self.config,
-            self.db_url,
-            base_url_for=(lambda source: f"{root}/{source}") if root else (lambda _source: None),
-            crawl_command=self.crawl_command,
-            extra_env=extra_env,
-        )
-        runner.activate(self.runner)
+        if redis_url is None:
+            self.runner = self._crawl_runner()
+            runner.activate(self.runner)
+        else:
+            self.enqueuer = RunEnqueuer(self.config, self.db_url, redis_url, base_url_for=self._base_url_for)
+            runner.activate(self.enqueuer)
+            logger.info("distributed: due runs are enqueued in Redis %s for the workers", redact_url(redis_url))
         self._engine = make_engine(self.db_url)
         self.scheduler = jobs.new_scheduler(self._engine, self.config, workers=max(4, len(self.config.jobs) + 1))
         self.scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -109,6 +116,20 @@ class SchedulerService:
         poller = threading.Thread(target=self._poll, name="korgwatch-scheduler-poll", daemon=True)
         poller.start()
         return report
+
+    def _base_url_for(self, source: str) -> str | None:
+        """With `sample_sites`, the source's part of the sample site (workers must be able to reach it)."""
+        return f"{self.site.root}/{source}" if self.site else None
+
+    def _crawl_runner(self) -> CrawlRunner:
+        extra_env = dict(SAMPLE_EBAY_CREDENTIALS) if self.site else {}  # the sample site accepts any
+        return CrawlRunner(
+            self.config,
+            self.db_url,
+            base_url_for=self._base_url_for,
+            crawl_command=self.crawl_command,
+            extra_env=extra_env,
+        )
 
     def _poll(self) -> None:
         """Wake the scheduler every `poll` seconds: APScheduler otherwise sleeps until the next run time it
@@ -132,17 +153,21 @@ class SchedulerService:
             self.scheduler.wakeup()
 
     def stop(self, *, force: bool = False) -> None:
-        """Start no new crawl, let running ones finish within their grace (none with `force`), then shut down."""
+        """Start no new crawl, let running ones finish within their grace (none with `force`), then shut down.
+
+        In distributed mode only an enqueue in progress is waited for: enqueued runs are the workers'."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()
-        if self.runner is not None:
-            self.runner.stop(force=force)
-            self.runner.wait_idle()
+        for active in (self.runner, self.enqueuer):
+            if active is not None:
+                active.stop(force=force)
+                active.wait_idle()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         runner.activate(None)
-        if self.runner is not None:
-            self.runner.close()
+        for active in (self.runner, self.enqueuer):
+            if active is not None:
+                active.close()
         if self._engine is not None:
             self._engine.dispose()
         self._stack.close()
