@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from db.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x6B6F7267  # "korg": the PostgreSQL advisory lock key held while migrating
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -43,6 +44,10 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         return  # the common case for every command: nothing to do, no Alembic start-up cost
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Workers starting together on a fresh database would race to create the same tables: one at a
+            # time, and each after the first finds the schema current. (SQLite: BEGIN IMMEDIATE serialises.)
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, inspect, select, text
@@ -20,6 +21,31 @@ def test_upgrade_empty_database(db_url: str) -> None:
         assert current_revision(engine) == head_revision()
         tables = set(inspect(engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
+    finally:
+        engine.dispose()
+
+
+def test_processes_starting_together_upgrade_a_fresh_database_once(db_url: str) -> None:
+    """Workers started at once each upgrade the empty store first: they must not race to create it."""
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def upgrade_when_all_ready() -> None:
+        start.wait()
+        try:
+            upgrade(db_url)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade_when_all_ready) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
 
