@@ -39,12 +39,15 @@ MODELS = [
 SOURCES = ["reverb", "matrixsynth", "ebay", "yahoo_auctions"]
 
 
-def generate(n: int, seed: int = 1977) -> list[dict[str, Any]]:
-    """Listings like the crawler's: most name a model and a serial, some none, a few a misread serial."""
+def generate(n: int, seed: int = 1977, first: int = 0) -> list[dict[str, Any]]:
+    """Listings like the crawler's: most name a model and a serial, some none, a few a misread serial.
+
+    Listing i (ids, URLs, photos, posted time) counts from `first`, so successive calls can continue a store.
+    """
     rng = random.Random(seed)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     records = []
-    for i in range(n):
+    for i in range(first, first + n):
         model, prefix = rng.choice(MODELS)
         roll = rng.random()
         if roll < 0.7:
@@ -77,6 +80,20 @@ def precomputed(records: list[dict[str, Any]], rules: Rules) -> Analyser:
     return lambda title, body, _rules: results[(title, body)]
 
 
+def listing_row(r: dict[str, Any], now: str) -> tuple[Any, ...]:
+    """A generated record as a raw listings row (LISTING_COLUMNS order), converted as korgwatch stores it."""
+    return (
+        r["source"], r["external_id"], r["url"], r["title"], r["body"], r["seller"], r["price"], r["currency"],
+        r["posted_at"], now, now, json.dumps(r["images"]), content_hash(r["title"], r["body"]), json.dumps(r["extra"]),
+    )  # fmt: skip
+
+
+LISTING_COLUMNS = (
+    "source, external_id, url, title, body, seller, price, currency, posted_at, first_seen, last_seen, images,"
+    " content_hash, extra"
+)
+
+
 def bench_korgwatch(
     records: list[dict[str, Any]], path: Path, batch: int, rules: Rules, analyser: Analyser | None = None
 ) -> float:
@@ -104,30 +121,8 @@ def bench_raw(records: list[dict[str, Any]], path: Path, batch: int) -> float:
     started = time.perf_counter()
     now = datetime.now(UTC).isoformat()
     for i in range(0, len(records), batch):
-        rows = [
-            (
-                r["source"],
-                r["external_id"],
-                r["url"],
-                r["title"],
-                r["body"],
-                r["seller"],
-                r["price"],
-                r["currency"],
-                r["posted_at"],
-                now,
-                now,
-                json.dumps(r["images"]),
-                content_hash(r["title"], r["body"]),
-                json.dumps(r["extra"]),
-            )
-            for r in records[i : i + batch]
-        ]
-        conn.executemany(
-            "INSERT INTO listings (source, external_id, url, title, body, seller, price, currency, posted_at,"
-            " first_seen, last_seen, images, content_hash, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        rows = [listing_row(r, now) for r in records[i : i + batch]]
+        conn.executemany(f"INSERT INTO listings ({LISTING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         conn.commit()
     elapsed = time.perf_counter() - started
     conn.close()
@@ -163,20 +158,10 @@ def bench_raw_all_tables(
         rows, found = [], []
         for r in chunk:
             listing_id += 1
-            rows.append(
-                (
-                    r["source"], r["external_id"], r["url"], r["title"], r["body"], r["seller"], r["price"],
-                    r["currency"], r["posted_at"], now, now, json.dumps(r["images"]),
-                    content_hash(r["title"], r["body"]), json.dumps(r["extra"]),
-                )
-            )  # fmt: skip
+            rows.append(listing_row(r, now))
             analysis = analyser(r["title"], r["body"], rules)
             found += [(listing_id, r["posted_at"], inst) for inst in analysis.instruments if inst.serial]
-        conn.executemany(
-            "INSERT INTO listings (source, external_id, url, title, body, seller, price, currency, posted_at,"
-            " first_seen, last_seen, images, content_hash, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        conn.executemany(f"INSERT INTO listings ({LISTING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         pairs = [(inst.model, inst.serial or "") for _, _, inst in found]
         conn.executemany("INSERT OR IGNORE INTO instruments (model, serial) VALUES (?, ?)", pairs)
         ids = {}

@@ -1,0 +1,265 @@
+"""Ingest rate as PostgreSQL grows: N generated listings through `ingest_records` into a fresh PostgreSQL database,
+measured slice by slice, beside raw psycopg `executemany` of the same listing rows into a plain table in the same
+database and the same run.
+
+After every slice of --step listings one row: listings in the store, the slice's korgwatch rate (storage layer:
+the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw rate for the same
+rows, the time of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
+of appearances it returned, and the access method EXPLAIN shows per table for that look-up (Index / Bitmap =
+served by an index, Seq = a full scan). The listings come from bench_ingest.generate (one seed per slice,
+ids continuing across slices), so serials repeat and appearances are classified new / duplicate_sale; since its
+photos never recur (nor, within the repost window, a seller), REPOST_SHARE of them are turned into relistings
+(same seller, text and photos as a listing a few days older; their own id, URL and time) to classify reposts too.
+No assertions on time: the figures are to be read beside the baseline.
+
+Planner statistics: a server with autovacuum off never analyses the growing tables, so its plans stay those of
+an empty store. Then, unless --no-analyze, the store's tables are ANALYZEd after each slice, outside the clock,
+standing in for the autovacuum daemon a default server runs; --no-analyze measures the server as configured.
+
+The database (its name must start with kw_bench_) is dropped and created fresh, and dropped at the end unless
+--keep. Run (about 10 to 25 minutes for the default million on a small machine):
+    .venv/bin/python benchmarks/bench_ingest_postgres.py [--n 1000000] [--step 100000] [--batch 200]
+        [--db postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale] [--keep] [--no-analyze]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from bench_ingest import LISTING_COLUMNS, generate, listing_row, precomputed
+from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, make_url
+
+from crawler.settings import KORGWATCH_BATCH_SIZE
+from db import queries
+from db.engine import make_engine, normalise_url, session_scope
+from db.ingest import Analyser, IngestSummary, ingest_records
+from db.migrate import upgrade
+from korgwatch.paths import config_dir
+from pipeline.rules import Rules, load_rules
+
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale"
+RAW_TABLE = "bench_raw_listings"
+SEED = 1977
+LOOKUP_REPEATS = 5
+REPOST_SHARE = 0.03
+REPOST_REACH = 1000  # a relisting copies one of the 1,000 listings before it: at most ~26 days older
+PLAN_TABLES = ("instruments", "appearances", "listings", "sources")
+STORE_TABLES = ("sources", "listings", "instruments", "appearances", "flags", "register_entries")
+SCAN = re.compile(r"(Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan) (?:using \S+ )?on (\w+)")
+SHORT = {"Seq Scan": "Seq", "Index Only Scan": "IndexOnly", "Index Scan": "Index", "Bitmap Heap Scan": "Bitmap"}
+
+
+def libpq_url(url: URL, database: str | None = None) -> str:
+    """The URL as psycopg.connect takes it, optionally for another database of the same server."""
+    url = url.set(drivername="postgresql")
+    if database is not None:
+        url = url.set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def recreate_database(url: URL) -> None:
+    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+
+
+def drop_database(url: URL) -> None:
+    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+
+
+def add_reposts(records: list[dict[str, Any]], seed: int) -> None:
+    """Turn REPOST_SHARE of the records into relistings of a recent record (in place)."""
+    rng = random.Random(seed)
+    for j in range(1, len(records)):
+        if rng.random() < REPOST_SHARE:
+            original = records[rng.randrange(max(0, j - REPOST_REACH), j)]
+            for name in ("title", "body", "seller", "images", "price"):
+                records[j][name] = original[name]
+
+
+def create_raw_table(conn: psycopg.Connection[Any]) -> None:
+    """A plain table with the listings columns in korgwatch's PostgreSQL types, its key and unique key only."""
+    conn.execute(
+        f"CREATE TABLE {RAW_TABLE} (id SERIAL PRIMARY KEY, source TEXT, external_id VARCHAR(255), url TEXT,"
+        " title TEXT, body TEXT, seller VARCHAR(255), price NUMERIC(14, 2), currency VARCHAR(8),"
+        " posted_at TIMESTAMPTZ, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, images JSON,"
+        " content_hash VARCHAR(64), extra JSON, UNIQUE (source, external_id))"
+    )
+    conn.commit()
+
+
+def ingest_raw(conn: psycopg.Connection[Any], records: list[dict[str, Any]], batch: int) -> float:
+    """The listing rows by plain executemany, one transaction per batch; seconds taken."""
+    insert = f"INSERT INTO {RAW_TABLE} ({LISTING_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})"
+    started = time.perf_counter()
+    now = datetime.now(UTC).isoformat()
+    with conn.cursor() as cursor:
+        for i in range(0, len(records), batch):
+            cursor.executemany(insert, [listing_row(r, now) for r in records[i : i + batch]])
+            conn.commit()
+    return time.perf_counter() - started
+
+
+def ingest_korgwatch(
+    engine: Engine, records: list[dict[str, Any]], batch: int, rules: Rules, analyser: Analyser, total: IngestSummary
+) -> float:
+    """The records through ingest_records, one transaction per batch (as the crawler's pipeline does); seconds."""
+    started = time.perf_counter()
+    for i in range(0, len(records), batch):
+        with session_scope(engine) as session:
+            total.add(ingest_records(session, records[i : i + batch], rules, analyser=analyser))
+    return time.perf_counter() - started
+
+
+def busiest_serial(records: list[dict[str, Any]], rules: Rules, analyser: Analyser) -> str:
+    """The serial the analyser finds most often in these records: its history grows with every slice."""
+    found = Counter(
+        inst.serial for r in records for inst in analyser(r["title"], r["body"], rules).instruments if inst.serial
+    )
+    return found.most_common(1)[0][0]
+
+
+def time_history(engine: Engine, serial: str) -> tuple[float, int]:
+    """Median milliseconds of `db.queries.history` over LOOKUP_REPEATS runs, and the appearances it returned."""
+    times, found = [], 0
+    for _ in range(LOOKUP_REPEATS):
+        with session_scope(engine) as session:
+            started = time.perf_counter()
+            found = len(queries.history(session, serial))
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000, found
+
+
+def history_plan(engine: Engine, serial: str) -> dict[str, str]:
+    """Per table, how EXPLAIN says the history look-up reads it."""
+    compiled = queries.history_statement(serial).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}")]
+    methods: dict[str, str] = {}
+    for line in plan:
+        for method, table in SCAN.findall(line):
+            methods.setdefault(table, SHORT[method])
+    return methods
+
+
+def autovacuum_on(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SHOW autovacuum").fetchone()
+    conn.commit()
+    return bool(row and row[0] == "on")
+
+
+def analyze_store(conn: psycopg.Connection[Any]) -> None:
+    """What autovacuum's analyse would have done by now (korgwatch's tables only, not the baseline's)."""
+    conn.execute(f"ANALYZE {', '.join(STORE_TABLES)}")
+    conn.commit()
+
+
+def database_mb(conn: psycopg.Connection[Any]) -> float:
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    conn.commit()
+    return (row[0] if row else 0) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"PostgreSQL URL, database name kw_bench_* ({DEFAULT_DB})")
+    parser.add_argument("--n", type=int, default=1_000_000, help="listings in all (default 1,000,000)")
+    parser.add_argument("--step", type=int, default=100_000, help="listings per measured slice (default 100,000)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=KORGWATCH_BATCH_SIZE,
+        help=f"records per transaction (default {KORGWATCH_BATCH_SIZE}, the crawler's KORGWATCH_BATCH_SIZE)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="no ANALYZE between slices even if the server's autovacuum is off"
+    )
+    args = parser.parse_args()
+    url = make_url(normalise_url(args.db))
+    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith("kw_bench_"):
+        parser.error("--db must be a PostgreSQL URL naming a database kw_bench_* (it is dropped and re-created)")
+
+    rules = load_rules(config_dir())
+    recreate_database(url)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    raw = psycopg.connect(libpq_url(url))
+    try:
+        upgrade(url.render_as_string(hide_password=False))
+        create_raw_table(raw)
+        server = raw.execute("SHOW server_version").fetchone()
+        raw.commit()
+        print(f"PostgreSQL {server[0] if server else '?'} at {url.render_as_string(hide_password=True)}")
+        print(f"{args.n:,} listings in slices of {args.step:,}, {args.batch:,} records per transaction;")
+        print("korgwatch = ingest_records with analyses cached (storage layer), raw = psycopg executemany of the")
+        print(f"same listing rows into a plain table; history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
+        print(f"plan: access method per table ({', '.join(PLAN_TABLES)}); sources has 4 rows.")
+        analyze = not args.no_analyze and not autovacuum_on(raw)
+        if analyze:
+            print("autovacuum is off on this server: ANALYZE after each slice (outside the clock) stands in for it.")
+        else:
+            print(f"autovacuum {'on' if autovacuum_on(raw) else 'off'}; no ANALYZE by the benchmark.")
+        print()
+        header = (
+            f"{'listings':>10} {'korgwatch/s':>12} {'raw/s':>10} {'ratio':>6} {'history ms':>11} {'apps':>5}"
+            f" {'db MB':>7}  plan"
+        )
+        print(header)
+        print("-" * (len(header) + 30), flush=True)
+        total = IngestSummary()
+        serial = ""
+        done = slice_number = 0
+        spent_korgwatch = spent_raw = 0.0
+        while done < args.n:
+            size = min(args.step, args.n - done)
+            records = generate(size, seed=SEED + slice_number, first=done)
+            add_reposts(records, SEED + slice_number)
+            cached = precomputed(records, rules)
+            serial = serial or busiest_serial(records, rules, cached)
+            raw_s = ingest_raw(raw, records, args.batch)
+            korgwatch_s = ingest_korgwatch(engine, records, args.batch, rules, cached, total)
+            if analyze:
+                analyze_store(raw)
+            done += size
+            slice_number += 1
+            spent_korgwatch += korgwatch_s
+            spent_raw += raw_s
+            lookup_ms, appearances = time_history(engine, serial)
+            plan = history_plan(engine, serial)
+            methods = "/".join(plan.get(table, "-") for table in PLAN_TABLES)
+            print(
+                f"{done:>10,} {size / korgwatch_s:>12,.0f} {size / raw_s:>10,.0f} {raw_s / korgwatch_s:>6.2f}"
+                f" {lookup_ms:>11.2f} {appearances:>5} {database_mb(raw):>7,.0f}  {methods}",
+                flush=True,
+            )
+            del records, cached
+        print(
+            f"\nall {done:,}: korgwatch {done / spent_korgwatch:,.0f} listings/s ({spent_korgwatch:.0f} s),"
+            f" raw {done / spent_raw:,.0f} listings/s ({spent_raw:.0f} s), ratio {spent_raw / spent_korgwatch:.2f}"
+        )
+        print(f"history serial: {serial}")
+        print(
+            f"classified: {total.listings_new:,} listings new, {total.instruments_new:,} instruments new,"
+            f" {total.duplicate_sales:,} duplicate sales, {total.reposts:,} reposts, {total.flags_raised:,} flags;"
+            f" {len(total.errors)} errors"
+        )
+    finally:
+        raw.close()
+        engine.dispose()
+        if not args.keep:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
