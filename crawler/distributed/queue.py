@@ -2,7 +2,9 @@
 
 A run is over when its source's queue is empty and no worker holds a request that could add more. The mark
 must be set in the same step as the pop (a Lua script, atomic in Redis): otherwise another worker could see
-an empty queue and an idle peer in between, and close a run that is still going.
+an empty queue and an idle peer in between, and close a run that is still going. Likewise a request's
+fingerprint is added to the duplicate filter in the same step as the request to the queue: were Redis to go
+away between the two, the request would be kept to push again later and then be refused as already seen.
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ return found
 """
 
 
+PUSH_UNSEEN = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+
 class BusyMarkingQueue(PriorityQueue):
     """Requests by priority; popping one says "busy" for this worker in `korgwatch:<source>:busy`."""
 
@@ -33,6 +45,12 @@ class BusyMarkingQueue(PriorityQueue):
         self.worker = spider.crawler.settings.get("KORGWATCH_WORKER_NAME") or "worker"
         self.busy_key = busy_key(spider.name)
         self.script = server.register_script(POP_AND_MARK)
+        self.push_script = server.register_script(PUSH_UNSEEN)
+
+    def push_unseen(self, request: Request, seen_key: str, fingerprint: str, ttl: int) -> bool:
+        """Queue `request` unless `fingerprint` is in the set `seen_key`, adding it there: False if it was."""
+        data = self._encode_request(request)
+        return bool(self.push_script(keys=[seen_key, self.key], args=[fingerprint, ttl, -request.priority, data]))
 
     def pop(self, timeout: int = 0) -> Request | None:
         found = self.script(keys=[self.key, self.busy_key], args=[self.worker, f"busy:{time.time():.3f}"])

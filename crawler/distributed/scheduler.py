@@ -39,46 +39,51 @@ class ResilientRedisScheduler(Scheduler):
         if self.stats:
             self.stats.inc_value("korgwatch/redis_errors")
 
-    def _up(self) -> None:
+    def _up(self, pushed: int) -> None:
         if self.down_since is not None:
-            logger.warning(
-                "Redis back after %.1f s; pushing %d kept requests",
-                time.monotonic() - self.down_since,
-                len(self.backlog),
-            )
+            took = time.monotonic() - self.down_since
+            logger.warning("Redis back after %.1f s; %d kept requests pushed", took, pushed)
             self.down_since = None
 
     def _push(self, request: Request) -> bool:
-        if not request.dont_filter and self.df.request_seen(request):
+        """Queue the request unless this run has seen it; the check and the push are one atomic step."""
+        if request.dont_filter:
+            self.queue.push(request)
+        elif not self.queue.push_unseen(
+            request, self.df.key_for(request), self.df.request_fingerprint(request), self.df.ttl
+        ):
             self.df.log(request, self.spider)
             if self.stats:
                 self.stats.inc_value("dupefilter/filtered")
             return False
-        self.queue.push(request)
         if self.stats:
             self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
-    def _drain_backlog(self) -> None:
+    def _drain_backlog(self) -> int:
+        """Push the requests kept while Redis was away, oldest first; how many there were."""
+        drained = 0
         while self.backlog:
             self._push(self.backlog[0])
             self.backlog.popleft()
+            drained += 1
+        return drained
 
     # -- the scheduler interface -------------------------------------------------------------------------
     def enqueue_request(self, request: Request) -> bool:
         try:
-            self._drain_backlog()
+            drained = self._drain_backlog()
             pushed = self._push(request)
         except RedisError as exc:
             self._down(exc)
             self.backlog.append(request)
             return True
-        self._up()
+        self._up(drained)
         return pushed
 
     def next_request(self) -> Request | None:
         try:
-            self._drain_backlog()
+            drained = self._drain_backlog()
             request = self.queue.pop(self.idle_before_close)
         except RedisError as exc:
             self._down(exc)
@@ -88,7 +93,7 @@ class ResilientRedisScheduler(Scheduler):
             if self.stats:
                 self.stats.inc_value("korgwatch/errors")
             return None
-        self._up()
+        self._up(drained)
         if request is not None:
             if self.stats:
                 self.stats.inc_value("scheduler/dequeued/redis")
