@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,14 +21,13 @@ import pytest
 import redis
 import typer
 import yaml
+from test_scheduler import runs_of, wait_for
 from typer.testing import CliRunner
 
 from crawler.distributed.keys import StartMessage, start_key
-from db.engine import make_engine, session_scope
 from korgwatch.commands.schedule import register
 from korgwatch.scheduling import jobs
 from korgwatch.scheduling.config import ScheduleError, load_schedule, redis_url_for
-from korgwatch.scheduling.history import RunRow, recent_runs
 from korgwatch.scheduling.service import SchedulerService, resolve_db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -84,25 +83,6 @@ def start(path: Path, db_url: str, redis_url: str, services: list[SchedulerServi
     services.append(service)
     service.start()
     return service
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def runs_of(db_url: str, source: str) -> list[RunRow]:
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine) as session:
-            return list(reversed(recent_runs(session, source, 50)))  # oldest first
-    finally:
-        engine.dispose()
 
 
 def start_messages(redis_url: str, source: str) -> list[StartMessage]:

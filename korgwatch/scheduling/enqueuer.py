@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import Engine
 
-from db.engine import make_engine, session_scope
+from db.engine import session_scope
 from korgwatch.scheduling import history
 from korgwatch.scheduling.config import ScheduleConfig, format_duration, redact_url
+from korgwatch.scheduling.runner import StoreEngine
 
 logger = logging.getLogger("korgwatch.scheduler")
 
@@ -41,7 +42,7 @@ class EnqueueResult:
 
 
 @dataclass
-class RunEnqueuer:
+class RunEnqueuer(StoreEngine):
     """The distributed counterpart of CrawlRunner: same `run(source)`, `stop()`, `wait_idle()`, `close()`.
 
     `base_url_for(source)` moves a source elsewhere (the sample site): it travels in the start message.
@@ -58,17 +59,6 @@ class RunEnqueuer:
         self._busy: set[str] = set()
         self._stopping = False
         self._engine: Engine | None = None
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.db_url)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
     def stop(self, *, force: bool = False) -> None:
         """Enqueue no more runs; runs already enqueued are the workers' and go on (`force` changes nothing)."""

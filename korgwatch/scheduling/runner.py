@@ -69,8 +69,26 @@ class _Running:
     kill_reason: str | None = None
 
 
+class StoreEngine:
+    """The store's engine, made on first use and disposed by `close()` (a runner or enqueuer mixes it in)."""
+
+    db_url: str
+    _engine: Engine | None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.db_url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
 @dataclass
-class CrawlRunner:
+class CrawlRunner(StoreEngine):
     """Launches crawls, enforces their limits, records what they could not, and stops them cleanly.
 
     `base_url_for(source)` moves a source elsewhere (the sample site); `crawl_command` is the crawl's argv
@@ -93,17 +111,6 @@ class CrawlRunner:
         self._engine: Engine | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.db_url)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
     def stop(self, *, force: bool = False) -> None:
         """Start no more crawls; running ones may finish within their `stop_grace` (none with `force`)."""
