@@ -54,15 +54,22 @@ logger = logging.getLogger(__name__)
 START_BATCH = 16  # start messages popped per poll
 DEFAULT_POLL = 0.5  # seconds between looks at Redis for new runs and queued requests
 
-# Pop up to ARGV[1] start messages and mark this worker busy in the same atomic step (as the request queue's
-# pop does): between the pop and its requests reaching the queue, no peer may take the run for finished.
+# Pop up to ARGV[1] start messages, mark this worker busy and note their runs as started, in one atomic step
+# (as the request queue's pop does): between the pop and its requests reaching the queue, no peer may take the
+# run for finished, and a worker killed right after the pop still leaves the run to be closed by the others.
 POP_STARTS_AND_MARK = """
 local found = redis.call('RPOP', KEYS[1], ARGV[1])
-if found then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-  return found
+if not found then
+  return {}
 end
-return {}
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+for _, message in ipairs(found) do
+  local ok, decoded = pcall(cjson.decode, message)
+  if ok and type(decoded) == 'table' and type(decoded['run']) == 'number' then
+    redis.call('SADD', KEYS[3], string.format('%d', decoded['run']))
+  end
+end
+return found
 """
 
 
@@ -234,10 +241,11 @@ class WorkerSpiderMixin:
             self.pending_starts -= 1
 
     def pop_start_messages(self) -> list[StartMessage]:
-        """Take waiting runs (marking this worker busy as they are taken) and note them as started."""
+        """Take waiting runs (marking this worker busy and noting them as started as they are taken)."""
         try:
             raw = self.pop_starts(
-                keys=[start_key(self.name), busy_key(self.name)], args=[START_BATCH, self.worker_name, self.busy_mark()]
+                keys=[start_key(self.name), busy_key(self.name), started_key(self.name)],
+                args=[START_BATCH, self.worker_name, self.busy_mark()],
             )
         except RedisError as exc:
             if not self.redis_down:  # once per outage; the scheduler says when Redis is back
@@ -251,11 +259,6 @@ class WorkerSpiderMixin:
                 messages.append(StartMessage.loads(data))
             except StartMessageError as exc:
                 self.record_error(f"{start_key(self.name)}: {exc}")  # type: ignore[attr-defined]
-        if messages:
-            try:
-                self.redis.sadd(started_key(self.name), *[m.run for m in messages])
-            except RedisError as exc:  # the run then closes when a later drain sees it in the store
-                logger.warning("runs %s not noted as started (%s)", [m.run for m in messages], exc)
         return messages
 
     def started_runs(self) -> list[int]:
