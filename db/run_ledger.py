@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.ingest import ensure_sources
-from db.models import CrawlRun, CrawlRunWorker
+from db.models import CrawlRun, CrawlRunWorker, Source
 
 COUNTED = ("pages", "listings_new", "listings_updated", "listings_unchanged", "flags_raised", "errors")
 
@@ -81,7 +81,13 @@ def add_counts(session: Session, worker: str, counts: Mapping[int, RunCounts], n
     return [run for run in runs if run not in known]
 
 
-def close_runs(session: Session, runs: Iterable[int], now: datetime) -> list[int]:
+LOST_RUN_NOTE = (
+    "closed when its source's queues were found empty with no worker busy, though no worker had taken it: "
+    "its start message was lost (Redis restarted without its data?)"
+)
+
+
+def close_runs(session: Session, runs: Iterable[int], now: datetime, note: str | None = None) -> list[int]:
     """Give the still-open `runs` their outcome (failed: no page; degraded: errors; else ok); ids closed."""
     ids = sorted(set(runs))
     if not ids:
@@ -89,9 +95,26 @@ def close_runs(session: Session, runs: Iterable[int], now: datetime) -> list[int
     closing = list(session.scalars(select(CrawlRun.id).where(CrawlRun.id.in_(ids), CrawlRun.outcome.is_(None))))
     if closing:
         outcome = case((CrawlRun.pages == 0, "failed"), (CrawlRun.errors > 0, "degraded"), else_="ok")
+        values: dict[str, Any] = {"outcome": outcome, "finished_at": now}
+        if note is not None:
+            values["log_tail"] = note
         session.execute(
             update(CrawlRun)
             .where(CrawlRun.id.in_(closing), CrawlRun.outcome.is_(None))  # another worker may have closed it
-            .values(outcome=outcome, finished_at=now)
+            .values(**values)
         )
     return closing
+
+
+def close_lost_runs(session: Session, source: str, opened_before: datetime, now: datetime) -> list[int]:
+    """Close `source`'s runs still open from before `opened_before`, called when its crawl is over everywhere.
+
+    At that moment no run of the source can still be under way; one still open was never taken by a worker
+    (the started runs close first). `opened_before` leaves alone a run `korgwatch enqueue` is opening right now.
+    """
+    lost = session.scalars(
+        select(CrawlRun.id)
+        .join(Source, Source.id == CrawlRun.source_id)
+        .where(Source.name == source, CrawlRun.outcome.is_(None), CrawlRun.started_at < opened_before)
+    ).all()
+    return close_runs(session, lost, now, LOST_RUN_NOTE)

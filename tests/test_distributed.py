@@ -373,3 +373,17 @@ def _server_of(url: str) -> tuple[str, int]:
 
     parsed = make_url(url)
     return parsed.host or "127.0.0.1", parsed.port or 5432
+
+
+def test_a_run_whose_start_message_redis_lost_is_closed_with_the_reason(
+    site: RunningSite, store: Engine, env: dict[str, str], workers: Workers
+) -> None:
+    """Redis restarted without its data: the run it held is not left `running` for ever."""
+    runs = enqueue(env, workers, site)
+    clear_redis(env["KORGWATCH_REDIS_URL"])  # the start messages are gone
+    workers.start("w1", "--peer-timeout", "1")
+    crawl_done(store, runs, workers, timeout=60)
+    with session_scope(store) as session:
+        closed = session.execute(select(CrawlRun.outcome, CrawlRun.log_tail).where(CrawlRun.id.in_(runs))).all()
+    assert {outcome for outcome, _ in closed} == {"failed"}
+    assert all("start message was lost" in (tail or "") for _, tail in closed), closed

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections import defaultdict
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from redis.exceptions import RedisError
@@ -28,7 +29,7 @@ from twisted.internet import task, threads
 from twisted.internet.defer import Deferred
 
 from crawler.distributed.keys import RUN_META, started_key
-from db.run_ledger import RunCounts, add_counts, close_runs
+from db.run_ledger import RunCounts, add_counts, close_lost_runs, close_runs
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class RunTracker:
         self.to_close: set[int] = set()
         self.writing: Deferred[None] | None = None
         self.source = ""
+        # Runs open longer than this when the source's crawl is over everywhere were lost; looked for this often.
+        self.lost_after = crawler.settings.getfloat("KORGWATCH_PEER_TIMEOUT", 60.0)
+        self.last_sweep = 0.0
+        self.sweep_due = False
         self.loop: task.LoopingCall | None = None
         self.engine: Any = None
 
@@ -109,8 +114,12 @@ class RunTracker:
             self.pending[run].errors += 1
 
     def drained(self, source: str, runs: list[int], **_: Any) -> None:
+        """The source's crawl is over everywhere: close its started runs, and (now and then) its lost ones."""
         self.to_close |= set(runs)
-        self.flush()
+        if time.monotonic() - self.last_sweep >= self.lost_after:
+            self.sweep_due = True
+        if self.to_close or self.sweep_due:
+            self.flush()
 
     # -- writing (a thread; one write at a time) ---------------------------------------------------------
     def spider_opened(self, **_: Any) -> None:
@@ -122,19 +131,24 @@ class RunTracker:
         self.loop.start(self.interval, now=False)
 
     def flush(self) -> Deferred[None] | None:
-        if self.writing or not (self.pending or self.to_close):
+        if self.writing or not (self.pending or self.to_close or self.sweep_due):
             return None
         counts = {run: c for run, c in self.pending.items() if c}
         closing = set(self.to_close)
+        sweep = self.sweep_due
         self.pending = defaultdict(RunCounts)
         self.to_close = set()
-        d: Deferred[None] = threads.deferToThread(self._write, counts, closing)
+        self.sweep_due = False
+        if sweep:
+            self.last_sweep = time.monotonic()
+        d: Deferred[None] = threads.deferToThread(self._write, counts, closing, sweep)
         self.writing = d
 
         def failed(failure: Any) -> None:  # keep everything for the next tick
             for run, c in counts.items():
                 self.pending[run].add(c)
             self.to_close |= closing
+            self.sweep_due = self.sweep_due or sweep
             logger.warning("run ledger not written (%s); retrying in %.0f s", failure.getErrorMessage(), self.interval)
 
         def done(result: Any) -> None:
@@ -144,14 +158,18 @@ class RunTracker:
         d.addBoth(done)
         return d
 
-    def _write(self, counts: dict[int, RunCounts], closing: set[int]) -> None:
+    def _write(self, counts: dict[int, RunCounts], closing: set[int], sweep: bool = False) -> None:
         from db.engine import session_scope
 
         now = datetime.now(UTC)
+        lost: list[int] = []
         try:
             with session_scope(self.engine) as session:
                 unknown = add_counts(session, self.worker, counts, now) if counts else []
                 closed = close_runs(session, closing, now)
+                if sweep:
+                    opened_before = now - timedelta(seconds=self.lost_after)
+                    lost = close_lost_runs(session, self.source, opened_before, now)
         except SQLAlchemyError as exc:
             raise RuntimeError(str(getattr(exc, "orig", None) or exc).splitlines()[0]) from exc
         if unknown:
@@ -161,6 +179,8 @@ class RunTracker:
                 self.redis.srem(started_key(self.source), *closing)
         for run in closed:
             logger.info("run %d closed: its source's queue is empty", run)
+        for run in lost:
+            logger.warning("run %d of %s closed: no worker ever took it (its start message was lost)", run, self.source)
 
     async def spider_closed(self, **_: Any) -> None:
         """The last counts: after the write in flight (if any), one more; stopping does not close runs."""

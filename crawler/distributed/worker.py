@@ -279,8 +279,7 @@ class WorkerSpiderMixin:
             self.mark(idle=True)
             if self.queue_empty() and self.peers_idle():
                 runs = self.started_runs()
-                if runs:
-                    self.crawler.signals.send_catch_log(signal=queue_drained, source=self.name, runs=runs)
+                self.crawler.signals.send_catch_log(signal=queue_drained, source=self.name, runs=runs)
         raise DontCloseSpider
 
     def on_error(self, failure: Failure) -> Iterator[ListingItem]:
