@@ -134,6 +134,11 @@ def worker(
 
     db_url = db or default_db_url()
     upgrade(db_url)
+    if db_url.startswith("sqlite"):
+        err_console.print(
+            "note: the store is an SQLite file, which only workers on this machine can share; "
+            "set KORGWATCH_DB to PostgreSQL to spread the crawl over machines"
+        )
     err_console.print(f"worker {worker_name}: sources {', '.join(names)}; Redis {url}; waiting for runs")
     run_crawls(
         CrawlOptions(
