@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,13 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     """No test writes into the user's real data directory or database."""
     monkeypatch.setenv("KORGWATCH_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.delenv("KORGWATCH_DB", raising=False)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Any]]:
+    """Scheduler services (korgwatch.scheduling.service) started by a test; stopped at its end even when it fails."""
+    started: list[Any] = []
+    yield started
+    for service in started:
+        if service.scheduler is not None and service.scheduler.running:
+            service.stop(force=True)

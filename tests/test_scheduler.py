@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from db.engine import make_engine, session_scope
@@ -67,16 +66,6 @@ def runs_of(db_url: str, source: str) -> list[Any]:
             return list(reversed(recent_runs(session, source, 50)))  # oldest first
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def services() -> Iterator[list[SchedulerService]]:
-    """Services started by a test; stopped at its end even when it fails."""
-    started: list[SchedulerService] = []
-    yield started
-    for service in started:
-        if service.scheduler is not None and service.scheduler.running:
-            service.stop(force=True)
 
 
 def start(path: Path, db_url: str, services: list[SchedulerService]) -> SchedulerService:

@@ -59,16 +59,6 @@ def refused_redis() -> str:
     return f"redis://127.0.0.1:{port}/{REDIS_DB}"
 
 
-@pytest.fixture
-def services() -> Iterator[list[SchedulerService]]:
-    """Services started by a test; stopped at its end even when it fails."""
-    started: list[SchedulerService] = []
-    yield started
-    for service in started:
-        if service.scheduler is not None and service.scheduler.running:
-            service.stop(force=True)
-
-
 def write_schedule(tmp_path: Path, sources: dict[str, dict[str, Any]], **top: Any) -> Path:
     data = {"distributed": True, "sample_sites": False, "poll": "1s", "sources": sources, **top}
     path = tmp_path / "schedule.yaml"
