@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INGEST_STATS = "korgwatch/ingest"
+# Listings taken but not yet stored (or dead-lettered): a worker is busy while any wait, so that their run
+# does not close before they are in the store.
+UNSTORED_STAT = "korgwatch/unstored"
 STORE_RETRIES = 6  # after the first attempt; with the pauses below, about a minute of waiting
 STORE_RETRY_BASE = 1.0
 STORE_RETRY_MAX = 30.0
@@ -116,6 +119,7 @@ class IngestPipeline:
     async def process_item(self, item: Any) -> Any:
         run = item.crawl_run if isinstance(item, ListingItem) else None
         self.batch.append((run, to_record(item)))
+        self.crawler.stats.inc_value(UNSTORED_STAT)
         now = time.monotonic()
         if self.oldest is None:
             self.oldest = now
@@ -144,6 +148,7 @@ class IngestPipeline:
             by_run[run].append(record)
         for run, records in by_run.items():
             part = await asyncio.to_thread(self._ingest, records)
+            self.crawler.stats.inc_value(UNSTORED_STAT, -len(records))
             self.summary.add(part)
             for error in part.errors:
                 self.crawler.stats.inc_value("korgwatch/errors")

@@ -10,7 +10,8 @@ is stored).
 
 When is a run over? When its source's start list and request queue are empty and no worker may still add a
 request. Each worker says "busy" in Redis while it holds anything of the source (a start message being turned
-into requests, a request popped, downloaded or being parsed); the pops set that mark in the same atomic step.
+into requests, a request popped, downloaded or being parsed, a listing not yet stored); the pops set that mark
+in the same atomic step.
 A busy mark left unrefreshed for the peer timeout is a dead worker's (SIGKILL): its in-flight requests are lost,
 so its mark is dropped, the runs it worked on count an error, and the source's next run pages in full to
 recover them. The runs whose start message was taken (`korgwatch:<source>:started`) are then closed.
@@ -47,6 +48,7 @@ from crawler.distributed.keys import (
 )
 from crawler.distributed.tracker import request_failed
 from crawler.items import ListingItem
+from crawler.pipelines import UNSTORED_STAT
 from crawler.sources import SourceConfig
 from crawler.spiders.base import KorgSpider
 
@@ -112,8 +114,12 @@ class WorkerSpiderMixin:
         self.pop_starts = self.redis.register_script(POP_STARTS_AND_MARK)
 
     def busy(self) -> bool:
-        """This worker holds something of its source that may still add requests."""
-        return self.pending_starts > 0 or engine_busy(self.crawler.engine)
+        """This worker holds something of its source: a request that may add more, or listings not yet stored."""
+        return (
+            self.pending_starts > 0
+            or engine_busy(self.crawler.engine)
+            or (self.crawler.stats.get_value(UNSTORED_STAT) or 0) > 0
+        )
 
     def on_opened(self) -> None:
         self.poller = task.LoopingCall(self.poll)
