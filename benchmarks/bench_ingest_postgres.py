@@ -67,15 +67,17 @@ def libpq_url(url: URL, database: str | None = None) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def drop_database(url: URL, *, create: bool = False) -> None:
+    """Drop the scratch database `url` names (and, with `create`, make it again, empty)."""
+    name = sql.Identifier(url.database or "")
+    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        if create:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
 def recreate_database(url: URL) -> None:
-    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-
-
-def drop_database(url: URL) -> None:
-    with psycopg.connect(libpq_url(url, "postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+    drop_database(url, create=True)
 
 
 def add_reposts(records: list[dict[str, Any]], seed: int) -> None:

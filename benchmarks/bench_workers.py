@@ -27,22 +27,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench_ingest_postgres import drop_database, recreate_database  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
 from benchmarks.bench_crawl import LIST_PAGE_SIZE, _list_url, spawn  # noqa: E402
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_workers"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
-
-
-def fresh_database(url: str, drop_only: bool = False) -> None:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{parsed.database}"')
 
 
 def sources_file(workdir: Path, n: int) -> Path:
@@ -74,7 +65,7 @@ def run_distributed(base_url: str, n: int, workers: int, db_url: str, redis_url:
     from db.models import CrawlRun
 
     workdir.mkdir(parents=True, exist_ok=True)
-    fresh_database(db_url)
+    recreate_database(make_url(db_url))
     upgrade(db_url)
     redis.Redis.from_url(redis_url).flushdb()
     config = sources_file(workdir, n)
@@ -150,7 +141,7 @@ def main() -> None:
                 result = run_distributed(base_url, args.n, k, args.db, args.redis, Path(tmp) / f"workers{k}")
                 results.append((f"{k} worker{'s' if k > 1 else ''}, Redis + PostgreSQL", result))
         finally:
-            fresh_database(args.db, drop_only=True)
+            drop_database(make_url(args.db))
     baseline = results[0][1]["pages"] / results[0][1]["seconds"]
     print(f"pages served: {args.n} product pages + {-(-args.n // LIST_PAGE_SIZE)} list pages; {os.cpu_count()} cores")
     for label, result in results:
