@@ -29,7 +29,7 @@ from crawler.distributed.tracker import ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
 from db.engine import make_engine, session_scope
-from db.ingest import IngestSummary, ingest_records
+from db.ingest import IngestSummary, ingest_records, short_error
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -70,11 +70,6 @@ def transient(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
-
-
-def short_error(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig if orig is not None else exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class IngestPipeline:

@@ -944,16 +944,17 @@ def _flush(
             if attempt == 1:
                 continue
             summary.batches_failed += 1
-            summary.errors.append(f"{where}: database error, batch rolled back: {_short(exc)}")
+            summary.errors.append(f"{where}: database error, batch rolled back: {short_error(exc)}")
             return
         except SQLAlchemyError as exc:
             summary.batches_failed += 1
-            summary.errors.append(f"{where}: database error, batch rolled back: {_short(exc)}")
+            summary.errors.append(f"{where}: database error, batch rolled back: {short_error(exc)}")
             return
         summary.add(part)
         return
 
 
-def _short(exc: SQLAlchemyError) -> str:
+def short_error(exc: BaseException) -> str:
+    """A database error's first line: the driver's own message where there is one."""
     orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).splitlines()[0]
+    return (str(orig if orig is not None else exc).strip().splitlines() or [type(exc).__name__])[0]

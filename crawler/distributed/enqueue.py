@@ -62,14 +62,9 @@ def enqueue_runs(
                     pipe.lpush(start_key(run.source), message)
                 pipe.execute()
         except redis.RedisError as exc:
-            with session_scope(engine) as session:
-                close_runs(session, [r.run for r in runs], datetime.now(UTC))
-                from db.models import CrawlRun
-
-                for run in runs:
-                    row = session.get(CrawlRun, run.run)
-                    if row is not None:
-                        row.outcome, row.log_tail = "failed", f"ENQUEUE Redis refused the start message: {exc}"
+            with session_scope(engine) as session:  # no page yet: the runs close `failed`, with the reason
+                note = f"ENQUEUE Redis refused the start message: {exc}"
+                close_runs(session, [r.run for r in runs], datetime.now(UTC), note)
             raise
     finally:
         engine.dispose()

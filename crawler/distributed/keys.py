@@ -31,10 +31,6 @@ def queue_key(source: str) -> str:
     return QUEUE_KEY % {"spider": source}
 
 
-def seen_key(source: str, run: int | None) -> str:
-    return f"{DUPEFILTER_KEY % {'spider': source}}:{run if run is not None else 'none'}"
-
-
 def busy_key(source: str) -> str:
     return f"{PREFIX}:{source}:busy"
 

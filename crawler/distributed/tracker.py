@@ -29,6 +29,7 @@ from twisted.internet import task, threads
 from twisted.internet.defer import Deferred
 
 from crawler.distributed.keys import RUN_META, started_key
+from db.ingest import short_error
 from db.run_ledger import RunCounts, add_counts, close_lost_runs, close_runs
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class RunTracker:
                     opened_before = now - timedelta(seconds=self.lost_after)
                     lost = close_lost_runs(session, self.source, opened_before, now)
         except SQLAlchemyError as exc:
-            raise RuntimeError(str(getattr(exc, "orig", None) or exc).splitlines()[0]) from exc
+            raise RuntimeError(short_error(exc)) from exc
         if unknown:
             logger.error("runs %s are not in this store (another database?): their counts are dropped", unknown)
         if closing:  # closed in the store: no longer under way (if Redis fails here, the next drain retries)
