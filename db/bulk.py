@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from db.jsontext import dumps_or_null
 from db.models import UTCDateTime
 
 # Keys per look-up statement: `one_of` binds them all as one parameter, except on an SQLite too old for
@@ -46,33 +47,12 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.isoformat(" ", "microseconds")
 
 
-def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Per-statement memo for datetimes: a batch stamps the same `now` on many rows."""
-    cache: dict[Any, Any] = {}
-
-    def converted(value: Any) -> Any:
-        try:
-            return cache[value]
-        except KeyError:
-            cache[value] = result = convert(value)
-            return result
-
-    return converted
-
-
-_json = json.JSONEncoder().encode  # what json.dumps(value) does, less its per-call argument checks
-
-
-def _sqlite_json(value: Any) -> str | None:
-    return None if value is None else _json(value)
-
-
 def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     kind = column.type
     if isinstance(kind, UTCDateTime):
         return _sqlite_datetime
     if isinstance(kind, JSON):
-        return _sqlite_json
+        return dumps_or_null
     if isinstance(kind, Numeric):
         return lambda v: None if v is None else str(v)
     if isinstance(kind, Boolean):
@@ -98,8 +78,11 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
         values = list(map(itemgetter(name), rows))
         convert = _sqlite_converter(table.c[name])
         if convert is _sqlite_datetime:
-            convert = _memo(convert)
-        columns.append(values if convert is None else list(map(convert, values)))
+            # Each distinct time converted once: a batch stamps the same `now` on every row.
+            converted = {value: _sqlite_datetime(value) for value in set(values)}
+            columns.append(list(map(converted.__getitem__, values)))
+        else:
+            columns.append(values if convert is None else list(map(convert, values)))
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
     session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
 

@@ -21,13 +21,11 @@ several units, or none, stays with unit 1: the reviewer moves it if need be.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -37,11 +35,10 @@ from sqlalchemy.orm import Session
 
 from db.bulk import KEYS_PER_LOOKUP, bulk_insert, bulk_insert_ids, bulk_update, insert_ignore, one_of
 from db.engine import session_scope
+from db.findings import Analyser, Findings, FoundInstrument, analyse_findings
 from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
-from pipeline.results import ListingAnalysis
+from db.records import RecordError, StoredRecord, normalise_record
 from pipeline.rules import Rules
-
-Analyser = Callable[[str, str, Rules], ListingAnalysis]
 
 DEFAULT_REPOST_WINDOW = timedelta(days=60)
 DEFAULT_BATCH_SIZE = 2000
@@ -49,13 +46,6 @@ CHUNK = KEYS_PER_LOOKUP  # keys per look-up statement (db.bulk.one_of binds them
 SYSTEM_REVIEWER = "korgwatch"
 
 T = TypeVar("T")
-
-# json.dumps(fields, sort_keys=True, default=str) without building an encoder per call: stored hashes must not move.
-_RECORD_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
-
-
-class RecordError(ValueError):
-    """A record that cannot be stored as it is; the message names the field."""
 
 
 @dataclass
@@ -100,122 +90,8 @@ class IngestSummary:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A validated record, its values already in the types the columns take."""
-
-    source: str
-    url: str
-    external_id: str
-    title: str
-    body: str
-    seller: str | None
-    posted_at: datetime | None
-    price: Decimal | None
-    currency: str | None
-    images: tuple[str, ...]
-    extra: dict[str, Any]
-
-    @property
-    def content_hash(self) -> str:
-        return content_hash(self.title, self.body)
-
-    @property
-    def record_hash(self) -> str:
-        """Everything stored about the listing, so an unchanged re-crawl is one string comparison."""
-        fields = [
-            self.url,
-            self.title,
-            self.body,
-            self.seller,
-            self.posted_at and self.posted_at.isoformat(),
-            self.price is not None and f"{self.price:.2f}",
-            self.currency,
-            list(self.images),
-            self.extra,
-        ]
-        return hashlib.sha256(_RECORD_HASH_JSON(fields).encode()).hexdigest()
-
-
-def content_hash(title: str, body: str) -> str:
-    """What decides whether the text changed (and so needs a revision and a new analysis)."""
-    return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise RecordError(f"{name} must be a string, not {type(value).__name__}")
-    return value
-
-
-def parse_datetime(value: str) -> datetime:
-    """ISO-8601 to aware UTC; a time without an offset is taken as UTC."""
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def normalise_record(record: Any) -> StoredRecord:
-    """Check a record (a ListingRecord or its JSON Lines dict) and convert its values; RecordError if bad."""
-    data: Any = record.to_dict() if hasattr(record, "to_dict") else record
-    if not isinstance(data, dict):
-        raise RecordError(f"a record must be a JSON object, not {type(data).__name__}")
-    url = _optional_str(data, "url")
-    title = _optional_str(data, "title")
-    if not url:
-        raise RecordError("no url")
-    if not title:
-        raise RecordError("no title")
-    source = _optional_str(data, "source")
-    if not source:
-        raise RecordError("no source")
-    external_id = data.get("external_id")
-    if isinstance(external_id, int) and not isinstance(external_id, bool):
-        external_id = str(external_id)
-    if external_id is not None and not isinstance(external_id, str):
-        raise RecordError(f"external_id must be a string, not {type(external_id).__name__}")
-    body = data.get("body") or ""
-    if not isinstance(body, str):
-        raise RecordError(f"body must be a string, not {type(body).__name__}")
-    posted_raw = _optional_str(data, "posted_at")
-    try:
-        posted_at = parse_datetime(posted_raw) if posted_raw else None
-    except ValueError:
-        raise RecordError(f"posted_at is not an ISO-8601 time: {posted_raw!r}") from None
-    price_raw = data.get("price")
-    if isinstance(price_raw, bool) or not isinstance(price_raw, str | int | float | type(None)):
-        raise RecordError(f"price must be a decimal string, not {type(price_raw).__name__}")
-    try:
-        price = None if price_raw in (None, "") else Decimal(str(price_raw))
-    except InvalidOperation:
-        raise RecordError(f"price is not a number: {price_raw!r}") from None
-    if price is not None and not price.is_finite():
-        raise RecordError(f"price is not a number: {price_raw!r}")
-    images = data.get("images") or []
-    if not isinstance(images, list | tuple) or not all(isinstance(i, str) for i in images):
-        raise RecordError("images must be a list of URL strings")
-    extra = data.get("extra") or {}
-    if not isinstance(extra, dict):
-        raise RecordError(f"extra must be an object, not {type(extra).__name__}")
-    return StoredRecord(
-        source=source,
-        url=url,
-        external_id=external_id or url,  # a source without ids is keyed by its canonical URL
-        title=title,
-        body=body,
-        seller=_optional_str(data, "seller"),
-        posted_at=posted_at,
-        price=price,
-        currency=_optional_str(data, "currency"),
-        images=tuple(dict.fromkeys(images)),
-        extra=extra,
-    )
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -255,15 +131,22 @@ def ensure_instruments(
     missing = [p for p in wanted if p not in ids]
     if not missing:
         return ids
-    stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
     params = [{"model": m, "serial": s, "unit": 1} for m, s in missing]
-    if session.get_bind().dialect.insert_executemany_returning:
-        # RETURNING names only the rows this writer inserted, not those a concurrent one got in first
-        # (on SQLite there are none of those: BEGIN IMMEDIATE in db.engine holds the write lock).
+    dialect = session.get_bind().dialect
+    new_ids = bulk_insert_ids(session, Instrument.__table__, params) if dialect.name == "sqlite" else None
+    if new_ids is not None:
+        # SQLite: BEGIN IMMEDIATE (db.engine) holds the write lock since the look-up above, so no other writer
+        # can have created any of them; if one somehow did, the unique key fails the batch and it is retried.
+        inserted = dict(zip(missing, new_ids, strict=True))
+    elif dialect.name == "sqlite":  # ids near 2**63: SQLite picked them at random
+        inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
+    elif dialect.insert_executemany_returning:
+        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
+        # RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
         returning = stmt.returning(Instrument.id, Instrument.model, Instrument.serial)
         inserted = {(m, s): i for i, m, s in session.execute(returning, params)}
-    else:  # pragma: no cover - SQLite before 3.35
-        session.execute(stmt, params)
+    else:  # pragma: no cover - a backend without INSERT ... RETURNING
+        session.execute(insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"]), params)
         inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
     ids.update(inserted)
     if created is not None:
@@ -481,10 +364,13 @@ def plan_kinds(
         by_instrument[sighting.instrument_id].append(sighting)
     changes: list[tuple[int, str]] = []
     for iid, sightings in by_instrument.items():
-        if len(sightings) > 1:
-            sightings.sort(key=_sort_key)
         pair = models_serials.get(iid)
         urls = register.get(pair) if pair else None
+        if len(sightings) == 1 and sightings[0].id is None:  # a first sighting (classify's first case)
+            only = sightings[0]
+            only.kind = "duplicate_sale" if urls is not None and only.url not in urls else "new"
+            continue
+        sightings.sort(key=_sort_key)
         for sighting, kind in zip(sightings, classify(sightings, urls, window), strict=True):
             if sighting.id is None:
                 sighting.kind = kind
@@ -522,7 +408,7 @@ class _Analysed:
     listing_id: int
     record: StoredRecord
     seen_at: datetime
-    analysis: ListingAnalysis
+    findings: Findings
     label: str
     existed: bool  # False for a listing inserted by this batch: it has no appearances or flags yet
 
@@ -608,32 +494,22 @@ def ingest_stored(
     for (source, external_id), (label, record) in latest.items():
         source_id = source_ids[source]
         row = existing.get((source_id, external_id))
-        record_hash = record.record_hash
-        if row is not None and row.record_hash == record_hash:
+        if row is not None and row.record_hash == record.record_hash:
             touched.append(row.id)
             summary.listings_unchanged += 1
             continue
-        values = {
-            "url": record.url,
-            "title": record.title,
-            "body": record.body,
-            "seller": record.seller,
-            "price": record.price,
-            "currency": record.currency,
-            "posted_at": record.posted_at,
-            "images": list(record.images),
-            "extra": record.extra,
-            "content_hash": record.content_hash,
-            "record_hash": record_hash,
-            "last_seen": now,
-        }
+        values = _listing_values(record, now)
         if row is None:
-            new_rows.append({"source_id": source_id, "external_id": external_id, "first_seen": now, **values})
+            values["source_id"] = source_id
+            values["external_id"] = external_id
+            values["first_seen"] = now
+            new_rows.append(values)
             new_records.append((label, record))
             continue
-        updates.append({"id": row.id, **values})
+        values["id"] = row.id
+        updates.append(values)
         summary.listings_updated += 1
-        if row.content_hash != values["content_hash"]:
+        if row.content_hash != record.content_hash:
             revisions.append(
                 {
                     "listing_id": row.id,
@@ -658,15 +534,43 @@ def ingest_stored(
 
     analysed: list[_Analysed] = []
     for listing_id, label, record, seen_at, existed in to_analyse:
-        try:
-            analysis = analyse(record.title, record.body, rules)
-        except Exception as exc:  # a bug in the analyser must not lose the batch: the listing is kept
-            summary.errors.append(f"{label}: analysis failed ({type(exc).__name__}: {exc}); listing stored")
+        result = analyse_findings(analyse, record.title, record.body, rules)
+        if isinstance(result, str):
+            summary.errors.append(f"{label}: {result}; listing stored")
             continue
-        analysed.append(_Analysed(listing_id, record, seen_at, analysis, label, existed))
+        analysed.append(_Analysed(listing_id, record, seen_at, result, label, existed))
     if analysed:
         _store_analyses(session, analysed, summary, repost_window, now)
     return summary
+
+
+def _span(instrument: FoundInstrument) -> dict[str, Any]:
+    """Where an appearance's serial stood in the listing, and the blocks it fits."""
+    return {
+        "serial_raw": instrument.serial_raw,
+        "serial_field": instrument.serial_field,
+        "serial_start": instrument.serial_start,
+        "serial_end": instrument.serial_end,
+        "fits": list(instrument.fits),
+    }
+
+
+def _listing_values(record: StoredRecord, now: datetime) -> dict[str, Any]:
+    """The listing columns a crawl sets (all but its key and first-seen time)."""
+    return {
+        "url": record.url,
+        "title": record.title,
+        "body": record.body,
+        "seller": record.seller,
+        "price": record.price,
+        "currency": record.currency,
+        "posted_at": record.posted_at,
+        "images": list(record.images),
+        "extra": record.extra,
+        "content_hash": record.content_hash,
+        "record_hash": record.record_hash,
+        "last_seen": now,
+    }
 
 
 def _insert_listings(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -693,7 +597,7 @@ def _store_analyses(
     session: Session, analysed: list[_Analysed], summary: IngestSummary, window: timedelta, now: datetime
 ) -> None:
     """Turn analyses into appearances and flags, updating the rows of re-analysed listings in place."""
-    pairs = {(i.model, i.serial) for a in analysed for i in a.analysis.instruments if i.serial}
+    pairs = {(i.model, i.serial) for a in analysed for i in a.findings if i.serial}
     created: set[int] = set()
     split: set[tuple[str, str]] = set()
     instrument_ids = ensure_instruments(session, pairs, created, split)
@@ -731,7 +635,9 @@ def _store_analyses(
     wanted_flags: list[tuple[int, tuple[int, str, str] | None, Any]] = []
     for item in analysed:
         seen: set[tuple[str, str]] = set()
-        for instrument in item.analysis.instruments:
+        record = item.record
+        photos = frozenset(record.images)
+        for instrument in item.findings:
             if not instrument.serial:
                 wanted_flags.extend((item.listing_id, None, flag) for flag in instrument.flags)
                 continue
@@ -739,19 +645,11 @@ def _store_analyses(
                 continue
             seen.add((instrument.model, instrument.serial))
             key = (item.listing_id, instrument.model, instrument.serial)
-            candidate = instrument.serial_candidate
-            span = {
-                "serial_raw": candidate.raw if candidate else None,
-                "serial_field": candidate.field if candidate else None,
-                "serial_start": candidate.start if candidate else None,
-                "serial_end": candidate.end if candidate else None,
-                "fits": list(instrument.fits),
-            }
             status = "pending" if instrument.flags else "counted"
             old = old_apps.get(key)
             if old is not None:
                 keep_apps.add(old.id)
-                update_row = {"id": old.id, **span}
+                update_row = {"id": old.id, **_span(instrument)}
                 if old.reviewed_at is None:
                     update_row["status"] = status
                     wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
@@ -759,12 +657,11 @@ def _store_analyses(
                 continue
             wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
             iid = instrument_ids[(instrument.model, instrument.serial)]
-            record = item.record
             units = split_units.get((instrument.model, instrument.serial))
             if units:
                 iid = pick_unit(units, record.seller, record.images, iid)
-            sighting = Sighting(iid, item.listing_id, item.seen_at, record.seller, frozenset(record.images), record.url)
-            new_app: dict[str, Any] = {
+            sighting = Sighting(iid, item.listing_id, item.seen_at, record.seller, photos, record.url)
+            new_app = {
                 "listing_id": item.listing_id,
                 "instrument_id": iid,
                 "detected_model": instrument.model,
@@ -773,7 +670,7 @@ def _store_analyses(
                 "status": status,
                 "seen_at": item.seen_at,
                 "created_at": now,
-                **span,
+                **_span(instrument),
             }
             planned.append((sighting, new_app))
 
@@ -836,14 +733,14 @@ def _store_analyses(
         )
         if match is not None:
             kept.add(match.id)
-            session.execute(update(Flag).where(Flag.id == match.id).values(details=flag.to_dict()))
+            session.execute(update(Flag).where(Flag.id == match.id).values(details=flag.details))
             continue
         new_flags.append(
             {
                 "listing_id": listing_id,
                 "appearance_id": app_id,
                 "code": flag.code,
-                "details": flag.to_dict(),
+                "details": flag.details,
                 "status": "open",
                 "created_at": now,
             }
