@@ -56,14 +56,9 @@ def findings_of(analysis: ListingAnalysis) -> Findings:
     return tuple(found)
 
 
-def analysis_failure(exc: Exception) -> str:
-    """How a failed analysis is reported (its listing is stored all the same)."""
-    return f"analysis failed ({type(exc).__name__}: {exc})"
-
-
 def analyse_findings(analyse: Analyser, title: str, body: str, rules: Rules) -> Findings | str:
     """The findings of one listing, or why its analysis failed: a bug in the analyser must not lose a batch."""
     try:
         return findings_of(analyse(title, body, rules))
     except Exception as exc:
-        return analysis_failure(exc)
+        return f"analysis failed ({type(exc).__name__}: {exc})"

@@ -34,8 +34,3 @@ def dumps(value: Any) -> str:
 def dumps_or_null(value: Any) -> str | None:
     """What a nullable JSON column stores: SQL NULL for None, else the JSON text."""
     return None if value is None else dumps(value)
-
-
-def string(value: str) -> str:
-    """A JSON string literal (ASCII, as `json.dumps` writes it)."""
-    return encode_basestring_ascii(value)

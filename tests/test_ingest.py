@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fixtures.storage.helpers import Ingest, RecordFactory, appearances_of, open_flags
@@ -38,6 +39,26 @@ def test_double_ingest_is_idempotent(ingest: Ingest, make_record: RecordFactory,
         assert session.scalar(select(func.count()).select_from(Listing)) == 3
         assert session.scalar(select(func.count()).select_from(Appearance)) == 2
         assert session.scalar(select(func.count()).select_from(Flag)) == 1
+
+
+def test_an_analyser_failure_keeps_the_listing_and_the_rest_of_the_batch(
+    ingest: Ingest, make_record: RecordFactory, engine: Engine
+) -> None:
+    from pipeline.analyse import analyse_listing
+
+    def analyser(title: str, body: str, rules: Any) -> Any:
+        if "BOOM" in title:
+            raise RuntimeError("regex blew up")
+        return analyse_listing(title, body, rules)
+
+    summary = ingest(
+        make_record(title="Korg MS-10 s/n 134458"), make_record(title="BOOM MS-20 s/n 142817"), analyser=analyser
+    )
+    assert summary.errors == ["record 2: analysis failed (RuntimeError: regex blew up); listing stored"]
+    assert (summary.listings_new, summary.instruments_new) == (2, 1)
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Listing)) == 2
+        assert session.scalars(select(Appearance.detected_serial)).all() == ["134458"]
 
 
 def test_listing_without_vintage_instrument_is_stored(
@@ -77,9 +98,7 @@ def test_changed_serial_replaces_unreviewed_appearance(
         assert open_flags(session) == []
 
 
-def test_price_change_updates_without_revision(
-    ingest: Ingest, make_record: RecordFactory, engine: Engine
-) -> None:
+def test_price_change_updates_without_revision(ingest: Ingest, make_record: RecordFactory, engine: Engine) -> None:
     record = make_record(title="Korg MS-10 s/n 134458")
     ingest(record)
     summary = ingest({**record, "price": "999.00"})
@@ -101,9 +120,7 @@ def test_matrixsynth_then_reverb_is_a_duplicate_sale(
         )
     )
     summary = ingest(
-        make_record(
-            title="Korg MS-10 vintage", body="Serial: 134458", seller="shop", posted_at="2026-06-02T09:00:00Z"
-        )
+        make_record(title="Korg MS-10 vintage", body="Serial: 134458", seller="shop", posted_at="2026-06-02T09:00:00Z")
     )
     assert (summary.instruments_new, summary.duplicate_sales) == (0, 1)
     with session_scope(engine) as session:
@@ -136,9 +153,7 @@ def test_archive_ingested_after_newer_listing_is_still_first(
         ({"seller": "someone", "images": ["https://img/z.jpg"]}, "duplicate_sale"),
     ],
 )
-def test_repost_rules(
-    ingest: Ingest, make_record: RecordFactory, engine: Engine, second: dict, kind: str
-) -> None:
+def test_repost_rules(ingest: Ingest, make_record: RecordFactory, engine: Engine, second: dict, kind: str) -> None:
     ingest(
         make_record(
             title="Korg Delta DL-50 s/n 283648",
