@@ -132,22 +132,19 @@ def ensure_instruments(
     if not missing:
         return ids
     params = [{"model": m, "serial": s, "unit": 1} for m, s in missing]
-    dialect = session.get_bind().dialect
-    new_ids = bulk_insert_ids(session, Instrument.__table__, params) if dialect.name == "sqlite" else None
-    if new_ids is not None:
-        # SQLite: BEGIN IMMEDIATE (db.engine) holds the write lock since the look-up above, so no other writer
-        # can have created any of them; if one somehow did, the unique key fails the batch and it is retried.
-        inserted = dict(zip(missing, new_ids, strict=True))
-    elif dialect.name == "sqlite":  # ids near 2**63: SQLite picked them at random
-        inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
-    elif dialect.insert_executemany_returning:
+    if session.get_bind().dialect.name == "sqlite":
+        # BEGIN IMMEDIATE (db.engine) holds the write lock since the look-up above, so no other writer can
+        # have created any of them; if one somehow did, the unique key fails the batch and it is retried.
+        new_ids = bulk_insert_ids(session, Instrument.__table__, params)
+        if new_ids is not None:
+            inserted = dict(zip(missing, new_ids, strict=True))
+        else:  # ids near 2**63: SQLite picked them at random
+            inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
+    else:
+        # PostgreSQL: RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
         stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
-        # RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
         returning = stmt.returning(Instrument.id, Instrument.model, Instrument.serial)
         inserted = {(m, s): i for i, m, s in session.execute(returning, params)}
-    else:  # pragma: no cover - a backend without INSERT ... RETURNING
-        session.execute(insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"]), params)
-        inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
     ids.update(inserted)
     if created is not None:
         created.update(inserted.values())

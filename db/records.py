@@ -116,7 +116,7 @@ def _images(value: Any) -> tuple[str, ...]:
 
 def normalise_record(record: Any) -> StoredRecord:
     """Check a record (a ListingRecord or its JSON Lines dict) and convert its values; RecordError if bad."""
-    data: Any = record if type(record) is dict else record.to_dict() if hasattr(record, "to_dict") else record
+    data: Any = record.to_dict() if hasattr(record, "to_dict") else record
     if not isinstance(data, dict):
         raise RecordError(f"a record must be a JSON object, not {type(data).__name__}")
     url = _optional_str(data, "url")
