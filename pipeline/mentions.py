@@ -18,6 +18,8 @@ _RUN = re.compile(r"[^\W\d_]+|\d+|[^\w\s\-/.]", re.UNICODE)
 _SEP = r"(?:\s*[-/.]?\s*)"
 _BOUNDARY_BEFORE = r"(?<![A-Za-z0-9])"
 _BOUNDARY_AFTER = r"(?![A-Za-z0-9])"
+_PLURAL = r"(?:'?s|es)?"  # "MS-20s", "Polysixes", "Sigma's": the name with a plural ending
+_PLURAL_ENDINGS = ("'s", "es", "s")
 
 
 
@@ -121,21 +123,32 @@ class AliasMatcher:
         # Case-sensitive over lower-cased text, with boundaries checked after the match: this keeps the
         # pattern a branch of literals, which lets the regex engine skip ahead by first character (an
         # IGNORECASE pattern or a leading look-behind makes it try every alias at every position, 15x slower).
-        pattern = _trie_regex(trie) or "(?!)"
+        pattern = (_trie_regex(trie) or "(?!)") + _PLURAL
         self.regex = re.compile(pattern + _BOUNDARY_AFTER)
         # Even a trie regex tries a node's branches one by one, so it is run only where a word starts
         # with the first run of some alias: a cheap word scan plus a set look-up skip the rest of the text.
+        first_runs = {m.group() for a in self.targets_aliases for m in [_FIRST_RUN.match(a.lower())] if m}
+        # A one-word name in the plural ("Polysixes", "Sigmas") is a word of its own.
         self.first_runs = frozenset(
-            m.group() for a in self.targets_aliases for m in [_FIRST_RUN.match(a.lower())] if m
+            first_runs | {run + ending for run in first_runs if run.isalpha() for ending in ("s", "es")}
         )
         self.regex_any_case = re.compile(f"{_BOUNDARY_BEFORE}{pattern}{_BOUNDARY_AFTER}", re.IGNORECASE)
+        # Japanese writes names without spaces ("コルグポリシックス"): such names are looked for anywhere.
+        self.unspaced_first_runs = tuple(sorted(r for r in self.first_runs if not r.isascii() and len(r) > 1))
 
     def _scan_words(self, lowered: str) -> list[re.Match[str]]:
-        runs = _FIRST_RUN_ASCII.findall(lowered) if lowered.isascii() else _FIRST_RUN.findall(lowered)
+        ascii_text = lowered.isascii()
+        runs = _FIRST_RUN_ASCII.findall(lowered) if ascii_text else _FIRST_RUN.findall(lowered)
         hits = self.first_runs.intersection(runs)
-        if not hits:  # the common case for a body: no word could start an alias
+        unspaced = [] if ascii_text else [r for r in self.unspaced_first_runs if r in lowered]
+        if not hits and not unspaced:  # the common case for a body: no word could start an alias
             return []
         starts = [pos for run in hits for pos in _run_starts(lowered, run)]
+        for run in unspaced:
+            pos = lowered.find(run)
+            while pos != -1:
+                starts.append(pos)
+                pos = lowered.find(run, pos + 1)
         if len(starts) > 1:
             starts.sort()
         matches: list[re.Match[str]] = []
@@ -156,7 +169,13 @@ class AliasMatcher:
         except KeyError:
             if len(self._raw_targets) > 10_000:
                 self._raw_targets.clear()
-            target = self._raw_targets[raw] = self.targets.get(alias_key(raw))
+            key = alias_key(raw)
+            target = self.targets.get(key)
+            if target is None:  # a plural: "MS-20s", "Polysixes"
+                for ending in _PLURAL_ENDINGS:
+                    if key.endswith(ending) and (target := self.targets.get(key[: -len(ending)])) is not None:
+                        break
+            self._raw_targets[raw] = target
             return target
 
     def find(self, text: str, lowered: str | None = None) -> list[AliasMatch]:
@@ -221,12 +240,66 @@ def describes_something_else(text: str, start: int, end: int) -> bool:
     ) in _NOT_THE_INSTRUMENT_BEFORE
 
 
-def resolve(matches: list[AliasMatch], text: str, korg_named: bool) -> tuple[list[AliasMatch], list[str]]:
+# A title whose head is an accessory or a part, wherever the word stands: "Korg MS-20 original wooden side panels",
+# "Original hard case Korg MS-20". Such a word does not make the listing an accessory when a word of inclusion or
+# repair stands between it and the model name ("MS-20 with case", "Polysix + case", "MS-20, new battery").
+_ACCESSORY_WORDS = (
+    "case", "cases", "hardcase", "flightcase", "softcase", "gig bag", "gigbag", "bag", "cover", "dust cover",
+    "dustcover", "stand", "stands", "panel", "panels", "sides", "end cheeks", "cheeks", "chassis", "body", "shell",
+    "overlay", "power supply", "psu", "adapter", "adaptor", "board", "boards", "pcb", "pcbs", "key", "keys",
+    "keycaps", "knob", "knobs", "slider", "sliders", "fader", "faders", "cable", "cables", "cord", "cords",
+    "manual", "manuals", "service notes", "schematic", "schematics", "decal", "decals", "sticker", "stickers",
+    "t-shirt", "tshirt", "poster", "brochure", "catalog", "catalogue", "flyer", "kit", "parts", "part", "spares",
+    "spare", "chip", "chips", "battery", "faceplate", "keybed", "bezel", "transformer", "expansion",
+    "koffer", "tasche", "netzteil", "handbuch", "bedienungsanleitung", "anleitung", "platine", "tasten",
+    "knöpfe", "drehknöpfe", "seitenteile", "ersatzteile", "teile", "housse", "valise", "notice", "manuel",
+    "alimentation", "touches", "boutons", "pièces", "custodia", "borsa", "manuale", "alimentatore", "scheda",
+    "tasti", "manopole", "ricambi", "funda", "estuche", "teclas", "perillas", "repuestos",
+    "ケース", "ソフトケース", "ハードケース", "説明書", "取扱説明書", "マニュアル", "ツマミ", "ノブ", "基板", "電源",
+    "アダプター", "パネル", "部品", "パーツ", "カバー",
+)
+_ACCESSORY = re.compile(
+    r"(?<![a-z0-9])(?:" + "|".join(sorted((re.escape(w) for w in _ACCESSORY_WORDS), key=len, reverse=True))
+    + r")(?![a-z0-9\-])"
+)
+_INCLUDED = re.compile(
+    r"(?<![a-z0-9])(?:with|w/|w|incl|including|includes|included|inkl|plus|and|mit|avec|con|in|new|replaced|"
+    r"serviced|upgraded|recapped|restored|fixed|repaired|cleaned|installed|modded|mod|modified|needs|need|no|"
+    r"without|missing|ohne|sans|sin|senza|neue|neuer|neu|nouveau|nuovo|nuevo)(?![a-z0-9])|[+&]|付き|付属|付"
+)
+_COUNT_BEFORE = re.compile(r"(?:^|[\s,(])\d{1,3}\s?$")  # "61 keys", "(2) cables": a count, not a part number
+_REPAIRED_AFTER = re.compile(
+    r"\s*(?:replaced|recapped|serviced|upgraded|fixed|repaired|cleaned|installed|ok|good|working|付|つき)"
+)
+
+
+def is_accessory_title(lowered: str, start: int, end: int) -> bool:
+    """Whether a title naming a model at [start, end) sells an accessory or a part of it rather than the unit."""
+    for word in _ACCESSORY.finditer(lowered):
+        w_start, w_end = word.span()
+        if start <= w_start < end:
+            continue
+        counted = (w_start - 4 >= end or w_start <= start) and _COUNT_BEFORE.search(lowered, 0, w_start) is not None
+        if counted or _REPAIRED_AFTER.match(lowered, w_end):
+            continue  # "61 keys", "battery replaced", "ケース付き"
+        if word.group() in ("parts", "part") and lowered[max(0, w_start - 4) : w_start] == "for ":
+            continue  # "for parts or repair": a unit, sold broken
+        gap = lowered[end:w_start] if w_start >= end else lowered[w_end:start]
+        if _INCLUDED.search(gap) is None:
+            return True
+    return False
+
+
+def resolve(matches: list[AliasMatch], text: str, korg_named: bool,
+            title: bool = False) -> tuple[list[AliasMatch], list[str]]:
     """Keep the vintage model matches; return them with the names of the exclusions that were recognised.
 
     A model alias right after another make's name ("Behringer MS-1") belongs to that make. Aliases that are
-    ordinary words ("Delta") count only when the listing names Korg.
+    ordinary words ("Delta") count only when the listing names Korg. In a `title`, an accessory or part word
+    anywhere makes the name describe that thing.
     """
+    lowered = text.lower() if title else ""
+    accessory_title = title and len(lowered) == len(text) and _ACCESSORY.search(lowered) is not None
     kept: list[AliasMatch] = []
     excluded: list[str] = []
     previous: AliasMatch | None = None
@@ -242,7 +315,9 @@ def resolve(matches: list[AliasMatch], text: str, korg_named: bool) -> tuple[lis
             )
             if after_make:
                 excluded.append(f"{previous.target.name} {match.text}")  # type: ignore[union-attr]
-            elif describes_something_else(text, match.start, match.end):
+            elif describes_something_else(text, match.start, match.end) or (
+                accessory_title and is_accessory_title(lowered, match.start, match.end)
+            ):
                 excluded.append(f"not the instrument: {text[max(0, match.start - 12) : match.end + 12].strip()}")
             elif kind == "model" or korg_named:
                 kept.append(match)

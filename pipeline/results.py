@@ -115,16 +115,24 @@ class Instrument:
 
 @dataclass(frozen=True, slots=True)
 class ListingAnalysis:
-    """The analyser's verdict on one listing. `excluded` names reissues/other makes that were recognised."""
+    """The analyser's verdict on one listing. `excluded` names reissues/other makes that were recognised.
+
+    `cut` names the fields read only in part, each with how much was read ("body: first 65536 characters of
+    2000000"): the analyser reads at most `MAX_TITLE` and `MAX_BODY` characters, whatever the store keeps.
+    """
 
     instruments: tuple[Instrument, ...] = ()
     excluded: tuple[str, ...] = field(default=())
+    cut: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "instruments": [i.to_dict() for i in self.instruments],
             "excluded": list(self.excluded),
         }
+        if self.cut:
+            data["cut"] = list(self.cut)
+        return data
 
 
 def fast_builder(cls: type[_T]) -> Callable[..., _T]:

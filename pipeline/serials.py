@@ -10,26 +10,39 @@ from __future__ import annotations
 
 import re
 
+from bisect import bisect_right
+
 from pipeline.results import Field, SerialCandidate, new_serial_candidate
 
 # Written in lower case and matched case-sensitively over lower-cased text: every alternative then starts
 # with a literal, which lets the regex engine skip ahead by first character (30 us per KB instead of 460).
 _CUE = (
     r"s(?:\s*/\s*n(?:o|°)?|\.\s*n\.|n(?![a-z])"
-    r"|er(?:ial|\.)?\s*(?:number|num\.?|nr\.?|no\.?|n°|#)|erial(?:nummer)?"
-    r"|erien\s*-?\s*(?:nummer|nr\.?)|eriennr\.?)"
+    r"|er(?:ial|\.)?[\s\-]*(?:number|num\.?|nr\.?|no\.?|n°|#)|erial(?:nummer|e)?"
+    r"|erie(?:n)?\s*-?\s*(?:nummer|nr\.?)|eriennr\.?)"
     r"|n(?:um[ée]ro\s+de\s+s[ée]rie|[°º]\s*de\s+s[ée]rie|o\s+de\s+s[ée]rie|umero\s+di\s+serie"
-    r"|\.?\s*di\s+serie|[úu]mero\s+de\s+serie|[úu]m\.?\s+de\s+serie)"
-    r"|matricola|製造番号|製番|シリアル(?:番号|ナンバー|no\.?|number)?"
+    r"|\.?\s*di\s+serie|[úu]mero\s+de\s+s[ée]rie|[úu]m\.?\s+de\s+s[ée]rie|umer\s+seryjny|umero\s+seriale"
+    r"|o\.|r\.|°\.?)"  # the bare number words "No." "Nr." "N°": refused after "order", "part", "item"...
+    r"|matricola|製造(?:番号|no\.?|ナンバー)|製番|シリアル(?:番号|ナンバー|no\.?|number)?"
 )
+# A plate sentence: a cue or a plate word, a few words without digits, then the number ("Serial no. on the back
+# plate: 143390", "the plate on the rear says 377001", "Seriennummer auf dem Typenschild: 389420").
+_PLATE_WORD = r"(?:name|number|serial|rating|type)?\s*plate|typenschild|seriennummernschild|plaque|targhetta|placa|銘板"
 _VALUE = (
     r"(?P<value>53 \d{6}(?!\d)"  # Hagström importer plate
     r"|\d{1,3}(?:['., ]\d{3})+(?![\d'])"  # 388'831, 373 101
     r"|[a-z]{0,3}\d[a-z0-9]*)"  # 144571, 1703C036, ZU72723
 )
-_CUED_TAIL = r"\s*(?:[:#=.\-]|no\.?|nr\.?|n°)?\s*(?:#\s*)?(?:is\s+|ist\s+|est\s+)?"
+_CUED_TAIL = r"\s*(?:[:#=.\-]|no\.?|nr\.?|n°)?\s*(?:#\s*)?(?:is\s+|ist\s+|est\s+)?(?:[(\[]\s*)?"
 _CUED = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}")
 _CUED_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}){_CUED_TAIL}{_VALUE}", re.IGNORECASE)
+_WORDY_VALUE = r"(?P<value>\d{5,7})(?![\d'])"
+_WORDY_GAP = r"[^\d\n.!?;]{1,40}?"  # a few words within one sentence, no digit among them
+_WORDY = re.compile(rf"(?P<cue>{_CUE}|{_PLATE_WORD}){_WORDY_GAP}{_WORDY_VALUE}")
+_WORDY_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}|{_PLATE_WORD}){_WORDY_GAP}{_WORDY_VALUE}", re.IGNORECASE)
+# A title's number right after a model name, of a length a wrong serial has (seed: "25270", "3809004"); six
+# digits are found as bare serials already.
+_AFTER_NAME = re.compile(r"[ :(\-]{1,3}(?P<value>\d{5}|\d{7})(?![\d])")
 # The digit runs that can give a candidate, each matched from its first digit to its last: six digits (a bare
 # serial), three before a quote (Swiss 388'831), four to eight right after "#" or "# ". Shorter or longer runs are
 # never a serial; finding only these, in C, spares a Python step per price, year and phone number of a long body.
@@ -46,9 +59,11 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 # The words starting with "s" are found by one regex with a literal first character, which the regex engine
 # skips to as fast as str.find (a top-level alternation of all words would be tried at every "s", 10x slower);
 # the rest by str.find. No word holds an "s" after its first letter, so the scan misses no occurrence.
-_S_CUE_WORD = re.compile(r"s(?:/| /|\.n|n|er(?:[. #]|i(?:al|e))|érie)")  # s/, s /, s.n, sn, ser., serial, serie(n)
-_OTHER_CUE_WORDS_ASCII = ("matricola",)
-_OTHER_CUE_WORDS = ("matricola", "製", "シリアル")
+_S_CUE_WORD = re.compile(r"s(?:/| /|\.n|n|er(?:[. #\-]|i(?:al|e)|yj)|érie)")  # s/, s /, s.n, sn, ser., serial, serie(n)
+_OTHER_CUE_WORDS_ASCII = ("matricola", "no.", "nr.", "n°", "plate", "typenschild", "plaque", "targhetta", "placa")
+_OTHER_CUE_WORDS = (*_OTHER_CUE_WORDS_ASCII, "製", "シリアル", "銘板")
+# Cues that are only a word for "number": what stands before them decides ("order no. 143002" is no serial).
+_NUMBER_CUES = frozenset({"no.", "nr.", "n°", "n°."})
 _SHORT_TEXT = 200  # up to this length a text is read with one cue-regex pass
 _BARE_BEFORE_FORBIDDEN = frozenset(".,'/$€£¥#+-_")
 _BARE_AFTER_FORBIDDEN = frozenset("%°_")
@@ -59,8 +74,14 @@ _NOT_SERIAL_BEFORE = (
     "usd", "eur", "gbp", "jpy", "chf", "cad", "aud", "sek", "nok", "dkk", "price", "preis", "prix", "prezzo",
     "precio", "価格", "item", "artikel", "article", "ebay", "listing", "order", "auction", "lot", "ref", "tel",
     "phone", "fax", "call", "mobile", "zip", "postcode", "post code", "plz", "cp", "cap", "〒", "code", "id",
-    "$", "€", "£", "¥", "₩",
+    "$", "€", "£", "¥", "₩", "art", "part", "bestell",
 )
+# Besides those, the words a "No." may follow that make it another kind of number.
+_NOT_SERIAL_BEFORE_NUMBER_CUE = (
+    *_NOT_SERIAL_BEFORE, "model", "cat", "catalog", "catalogue", "invoice", "tracking", "page", "vol",
+    "issue", "track", "op", "opus", "box", "room", "house", "tel.", "teile", "modell", "typ", "type",
+)
+_YEAR_AFTER = re.compile(r"[ \-/(](?:19[5-9]\d|20[0-3]\d)(?!\d)")
 _NUMBER_WORDS = ("number", "no", "nr", "num", "#")
 _NOT_SERIAL_AFTER = (
     "円", "yen", "€", "$", "eur", "usd", "gbp", "jpy", "chf", "sek", "nok", "dkk", "kr ", "kr.", ",-", "dollar",
@@ -79,10 +100,16 @@ def _ends_with_word(text: str, words: tuple[str, ...]) -> str | None:
     return None
 
 
-def _is_other_number(before: str, after: str) -> bool:
-    """Whether the words around a bare number make it a price, an item number, a phone number or a postcode."""
-    if (before[-2:-1].isdigit() and before[-1:] in " -/)") or (after[:1] in " -/(" and after[1:2].isdigit()):
+def _is_other_number(before: str, after: str, after_name: bool = False) -> bool:
+    """Whether the words around a bare number make it a price, an item number, a phone number or a postcode.
+
+    `after_name`: the number follows a model name ("Korg MS-20 730144"), whose digits are no group of it, and
+    a year after it ("730144 1978") is no group either.
+    """
+    if not after_name and before[-2:-1].isdigit() and before[-1:] in " -/)":
         return True  # a group of a longer number: a phone number, a date
+    if after[:1] in " -/(" and after[1:2].isdigit() and not (after_name and _YEAR_AFTER.match(after)):
+        return True
     stripped = before.lower().rstrip(_SEPARATORS)
     number_word = _ends_with_word(stripped, _NUMBER_WORDS)
     if number_word:
@@ -107,8 +134,14 @@ def _plausible_cued(value: str) -> bool:
     return digits >= 4 or (digits >= 2 and len(value) >= 5)
 
 
-def _bare_is_serial(text: str, start: int, end: int) -> bool:
-    return not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12])
+def _bare_is_serial(text: str, start: int, end: int, after_name: bool = False) -> bool:
+    return not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12], after_name)
+
+
+def _follows_name(text: str, start: int, name_ends: list[int]) -> bool:
+    """Whether only a separator stands between a model name and `start` ("MS-20 730144", "MS-20 - 730144")."""
+    at = bisect_right(name_ends, start)
+    return at > 0 and start - name_ends[at - 1] <= 3 and not text[name_ends[at - 1] : start].strip(" -:(")
 
 
 def _cue_word_positions(lowered: str) -> list[int]:
@@ -133,7 +166,7 @@ def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return False
 
 
-def _bare_at(text: str, start: int, end: int) -> int | None:
+def _bare_at(text: str, start: int, end: int, after_name: bool = False) -> int | None:
     """The end of a bare serial starting at this digit run (144571, Swiss 388'831), or None."""
     if end - start == 3 and text[end : end + 1] == "'" and text[end + 1 : end + 4].isdigit():
         end += 4
@@ -147,12 +180,31 @@ def _bare_at(text: str, start: int, end: int) -> int | None:
         return None
     if after in ".,'" and text[end + 1 : end + 2].isdigit():
         return None
-    return end if _bare_is_serial(text, start, end) else None
+    return end if _bare_is_serial(text, start, end, after_name) else None
+
+
+def _cue_stands_alone(text: str, cue_start: int, cue: str) -> bool:
+    """A cue must not be the end of another word ("plans/n", "usn"), though a plate may be a "nameplate"."""
+    if cue_start > 0 and text[cue_start - 1].isascii() and text[cue_start - 1].isalpha():
+        return cue[-5:].lower() == "plate"
+    return True
+
+
+def _number_cue_refused(lowered: str, cue_start: int, cue: str) -> bool:
+    """A bare "No."/"Nr." after "order", "part", "Art.-" introduces another kind of number."""
+    if cue.lower() not in _NUMBER_CUES:
+        return False
+    before = lowered[max(0, cue_start - 24) : cue_start].rstrip(_SEPARATORS)
+    return _ends_with_word(before, _NOT_SERIAL_BEFORE_NUMBER_CUE) is not None
 
 
 def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[int, int]],
                      field: Field, window: int = 60) -> list[SerialCandidate]:
-    """Candidates introduced by a cue word, read only in windows around where a cue word occurs."""
+    """Candidates introduced by a cue word, read only in windows around where a cue word occurs.
+
+    A cue right before its number comes first; a plate sentence ("the plate on the rear says 377001") is read
+    where no such cue gave the number.
+    """
     found: list[SerialCandidate] = []
     covered = 0
     any_case = len(lowered) != len(text)
@@ -160,18 +212,46 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
         if position < covered:
             continue
         span = (max(covered, position - 12), min(len(text), position + window))
-        matches = _CUED_ANY_CASE.finditer(text, *span) if any_case else _CUED.finditer(lowered, *span)
-        for match in matches:
-            cue_start = match.start("cue")
-            if cue_start > 0 and text[cue_start - 1].isascii() and text[cue_start - 1].isalpha():
-                continue  # "plans/n", "usn": the cue is the end of another word
-            start = match.start("value")
-            value = text[start : match.end("value")].rstrip(".,'")
-            end = start + len(value)
-            if _plausible_cued(value) and not (skip and _inside(start, end, skip)):
+        taken_here: list[tuple[int, int]] = []
+        for regex, regex_any_case in ((_CUED, _CUED_ANY_CASE), (_WORDY, _WORDY_ANY_CASE)):
+            matches = regex_any_case.finditer(text, *span) if any_case else regex.finditer(lowered, *span)
+            for match in matches:
+                cue_start = match.start("cue")
                 cue = text[cue_start : match.end("cue")]
-                found.append(new_serial_candidate(canonical_serial(value), value, field, start, end, cue))
-                covered = end
+                start = match.start("value")
+                value = text[start : match.end("value")].rstrip(".,'")
+                end = start + len(value)
+                if not _cue_stands_alone(text, cue_start, cue) or _number_cue_refused(lowered, cue_start, cue):
+                    continue
+                if taken_here and _inside(start, end, taken_here):
+                    continue
+                if regex is _WORDY:
+                    if _is_other_number(text[max(0, start - 24) : start], text[end : end + 12], True):
+                        continue
+                    cue = text[cue_start:start].rstrip(" :-([")
+                if _plausible_cued(value) and not (skip and _inside(start, end, skip)):
+                    found.append(new_serial_candidate(canonical_serial(value), value, field, start, end, cue))
+                    taken_here.append((start, end))
+                    covered = max(covered, end)
+    if len(found) > 1:
+        found.sort(key=lambda c: c.start)
+    return found
+
+
+def _after_name_candidates(text: str, name_ends: list[int], taken: list[tuple[int, int]],
+                           field: Field) -> list[SerialCandidate]:
+    """Five- and seven-digit numbers right after a model name in a title: wrong serials ("KR-55 25270")."""
+    found = []
+    for name_end in name_ends:
+        match = _AFTER_NAME.match(text, name_end)
+        if match is None:
+            continue
+        start, end = match.span("value")
+        if (taken and _inside(start, end, taken)) or text[end : end + 1] in ".,'" and text[end + 1 : end + 2].isdigit():
+            continue
+        if not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12], True):
+            value = text[start:end]
+            found.append(new_serial_candidate(value, value, field, start, end, None))
     return found
 
 
@@ -188,6 +268,7 @@ def extract_serial_candidates(
     """
     if lowered is None:
         lowered = text.lower()
+    name_ends = sorted(end for _, end in skip) if skip else []
     skip = list(skip) if skip else []
     if "http" in lowered or "www." in lowered:
         skip += [m.span() for m in _URL.finditer(lowered)]
@@ -211,10 +292,13 @@ def extract_serial_candidates(
                 value = text[run_start:run_end]
                 found.append(new_serial_candidate(value, value, field, run_start, run_end, "#"))
                 continue
-        bare_end = _bare_at(text, run_start, run_end)
+        after_name = bool(name_ends) and _follows_name(text, run_start, name_ends)
+        bare_end = _bare_at(text, run_start, run_end, after_name)
         if bare_end is not None:
             value = text[run_start:bare_end]
             found.append(new_serial_candidate(canonical_serial(value), value, field, run_start, bare_end, None))
+    if name_ends and field == "title":
+        found += _after_name_candidates(text, name_ends, taken, field)
     if len(found) > 1:
         found.sort(key=lambda c: c.start)
     return found
