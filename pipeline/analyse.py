@@ -28,6 +28,12 @@ from pipeline.serials import extract_serial_candidates
 
 _NO_MATCHES: list[AliasMatch] = []
 
+# How much of each field the analyser reads (issue 13.3): a title is a line, a body a page. Beyond these the text
+# is stored whole but not read, and the analysis says so (`ListingAnalysis.cut`), so a 50 MB field costs as
+# much as its first few kilobytes.
+MAX_TITLE = 2 * 1024
+MAX_BODY = 64 * 1024
+
 
 def _normalised(text: str) -> tuple[str, list[int] | None]:
     # Plain ASCII without a tab is its own normal form (see normalise._needs_work): no call, no span map.
@@ -63,6 +69,9 @@ class Analyser:
     def analyse(self, title: str, body: str = "") -> ListingAnalysis:
         title = title or ""
         body = body or ""
+        cut: tuple[str, ...] = ()
+        if len(title) > MAX_TITLE or len(body) > MAX_BODY:
+            title, body, cut = _capped(title, body)
         t_norm, t_origin = _normalised(title)
         b_norm, b_origin = _normalised(body)
         t_low = t_norm.lower()
@@ -72,7 +81,7 @@ class Analyser:
         title_kept, title_excluded = resolve(title_matches, t_norm, korg_named, title=True)
         if not title_kept and title_excluded:
             # The title names a reissue or another make: vintage names in the body are comparisons.
-            return new_listing_analysis((), tuple(dict.fromkeys(title_excluded)))
+            return new_listing_analysis((), tuple(dict.fromkeys(title_excluded)), cut)
         title_mentions = _mentions(title_kept, "title", title, t_origin)
         # The body's model names matter only when the title names none, or several (to place a bundle's
         # serials); a single-instrument listing skips that scan, the costliest part of a long body.
@@ -92,7 +101,7 @@ class Analyser:
             excluded = body_excluded
         excluded_names = tuple(dict.fromkeys(excluded)) if excluded else ()
         if not mentions:
-            return new_listing_analysis((), excluded_names)
+            return new_listing_analysis((), excluded_names, cut)
 
         models = [self.rules.model(m.model) for m in mentions]
         title_candidates = _candidates(t_norm, t_low, "title", title, t_origin, title_matches, False)
@@ -112,7 +121,7 @@ class Analyser:
                 self._instrument(model, mention, assigned[model.name])
                 for model, mention in zip(models, mentions, strict=True)
             )
-        return new_listing_analysis(instruments, excluded_names)
+        return new_listing_analysis(instruments, excluded_names, cut)
 
     def _instrument(self, model: ModelRule, mention: ModelMention,
                     candidates: list[SerialCandidate]) -> Instrument:
@@ -149,6 +158,18 @@ class Analyser:
             model.name, chosen.serial, chosen, check_flags + tuple(flags) if flags else check_flags,
             tuple(candidates), fits, mention,
         )
+
+
+def _capped(title: str, body: str) -> tuple[str, str, tuple[str, ...]]:
+    """The fields cut to what the analyser reads, and a note for each field that was cut."""
+    cut = []
+    if len(title) > MAX_TITLE:
+        cut.append(f"title: first {MAX_TITLE} of {len(title)} characters read")
+        title = title[:MAX_TITLE]
+    if len(body) > MAX_BODY:
+        cut.append(f"body: first {MAX_BODY} of {len(body)} characters read")
+        body = body[:MAX_BODY]
+    return title, body, tuple(cut)
 
 
 def _mentions(kept: list[AliasMatch], field: Field, text: str, origin: list[int] | None) -> tuple[ModelMention, ...]:

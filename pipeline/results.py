@@ -117,8 +117,8 @@ class Instrument:
 class ListingAnalysis:
     """The analyser's verdict on one listing. `excluded` names reissues/other makes that were recognised.
 
-    `cut` names the fields read only in part, each with how much was read ("body: first 65536 characters of
-    2000000"): the analyser reads at most `MAX_TITLE` and `MAX_BODY` characters, whatever the store keeps.
+    `cut` names the fields read only in part, each with how much was read ("body: first 65536 of 2000000
+    characters read"): the analyser reads at most `pipeline.analyse.MAX_TITLE` and `MAX_BODY` characters.
     """
 
     instruments: tuple[Instrument, ...] = ()
