@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-COMPILED_MODULES = ("analyse", "checks", "mentions", "normalise", "rules", "serials")
+COMPILED_MODULES = ("analyse", "checks", "mentions", "normalise", "reissues", "rules", "serials")
 STAMP_FILE = "_compiled.json"
 HERE = Path(__file__).resolve().parent
 

@@ -5,11 +5,13 @@ Pure: no Scrapy, no database. The same function serves `korgwatch analyze`, inge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pipeline.checks import check_serial
 from pipeline.mentions import AliasMatch, AliasMatcher, resolve
 from pipeline.normalise import normalise_with_map, original_span
+from pipeline.reissues import reissue_in_body, related_exclusions
 from pipeline.results import (
     FLAG_TITLE_BODY_MISMATCH,
     Field,
@@ -53,6 +55,7 @@ class Analyser:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.matcher = AliasMatcher(rules)
+        self.related_exclusions = related_exclusions(rules)
         self._fitting: dict[tuple[str, str], tuple[NumberBlock, ...]] = {}
 
     def fitting_blocks(self, model: ModelRule, serial: str) -> tuple[NumberBlock, ...]:
@@ -96,6 +99,10 @@ class Analyser:
         if title_mentions:
             mentions = _first_of_each_model(title_mentions)
             excluded = title_excluded
+            if len(mentions) == 1 and b_low:
+                reissue = reissue_in_body(mentions[0].model, b_norm, b_low, self.matcher, self.related_exclusions)
+                if reissue is not None:
+                    return new_listing_analysis((), tuple(dict.fromkeys([*excluded, reissue])), cut)
         else:
             mentions = list(body_mentions[:1])
             excluded = body_excluded
@@ -112,8 +119,15 @@ class Analyser:
         body_candidates = _candidates(b_norm, b_low, "body", body, b_origin, body_matches, cued_only)
         if len(models) == 1:
             model = models[0]
-            candidates = title_candidates + body_candidates if body_candidates else title_candidates
-            instruments: tuple[Instrument, ...] = (self._instrument(model, mentions[0], candidates),)
+            units = _several_units(t_low, mentions[0], title_candidates)
+            if units:
+                instruments: tuple[Instrument, ...] = tuple(
+                    self._instrument(model, mentions[0], [unit]) for unit in units
+                )
+            else:
+                candidates = title_candidates + body_candidates if body_candidates else title_candidates
+                foreign = self._other_models_serials(model, body_candidates, b_norm, b_low, korg_named)
+                instruments = (self._instrument(model, mentions[0], candidates, foreign),)
         else:
             assigned = _assign(models, mentions, title_candidates, body_candidates, title_mentions + body_mentions,
                                self.fitting_blocks)
@@ -123,8 +137,29 @@ class Analyser:
             )
         return new_listing_analysis(instruments, excluded_names, cut)
 
+    def _other_models_serials(self, model: ModelRule, body_candidates: list[SerialCandidate], body: str,
+                              lowered: str, korg_named: bool) -> frozenset[str]:
+        """Cued body serials that belong to another model the body names right before them.
+
+        "Also for sale: a Korg Poly-61, its plate reads 702650" is the Poly-61's plate, not a second reading of
+        the title unit's: it must not make a title/body mismatch. The body is scanned for names only when a cued
+        body serial does not fit the listing's model, which is rare.
+        """
+        strangers = [c for c in body_candidates if c.cue and not self.fitting_blocks(model, c.serial)]
+        if not strangers:
+            return frozenset()
+        kept, _ = resolve(self.matcher.find(body, lowered), body, korg_named)
+        foreign = set()
+        for candidate in strangers:
+            before = [m for m in kept if m.end <= candidate.start]
+            if before and before[-1].target.name != model.name:
+                other = self.rules.model(before[-1].target.name)
+                if self.fitting_blocks(other, candidate.serial):
+                    foreign.add(candidate.serial)
+        return frozenset(foreign)
+
     def _instrument(self, model: ModelRule, mention: ModelMention,
-                    candidates: list[SerialCandidate]) -> Instrument:
+                    candidates: list[SerialCandidate], foreign: frozenset[str] = frozenset()) -> Instrument:
         fitting_blocks = self.fitting_blocks
         if len(candidates) == 1:  # the common case: one serial, nothing to weigh it against
             only = candidates[0]
@@ -143,7 +178,9 @@ class Analyser:
 
         if title_c:
             chosen = title_c[0]
-            body_other = next((c for c in body_c if c.cue and c.serial != chosen.serial), None)
+            body_other = next(
+                (c for c in body_c if c.cue and c.serial != chosen.serial and c.serial not in foreign), None
+            )
             if not fitting_blocks(model, chosen.serial) and fitting_body:
                 recorded = fitting_body[0]
                 flags.append(_mismatch(chosen, recorded, recorded, model))
@@ -207,6 +244,28 @@ def _mismatch(title_c: SerialCandidate, body_c: SerialCandidate, recorded: Seria
         f"{recorded.serial} {fits} {model.name}",
         suggestions=(recorded.serial,) if recorded is not title_c else (body_c.serial,),
     )
+
+
+# Words that make a title of one model a listing of several units: "pair of", "2x", "lot of three", "Polysixes".
+_SEVERAL = re.compile(
+    r"(?<![a-z0-9])(?:pair|two|three|four|five|both|lot|set of|twins?|\d\s?x|x\s?\d|zwei|drei|paar|deux|trois|"
+    r"due|tre|coppia|dos|tres|par de)(?![a-z0-9])"
+)
+
+
+def _several_units(lowered_title: str, mention: ModelMention,
+                   candidates: list[SerialCandidate]) -> list[SerialCandidate]:
+    """The title's serials, one per unit, when the title sells several units of its one model; else none."""
+    if len(candidates) < 2:
+        return []
+    alias = mention.alias.lower()
+    plural = alias.endswith("s") and not mention.model.lower().endswith("s")
+    if not plural and _SEVERAL.search(lowered_title) is None:
+        return []
+    units: dict[str, SerialCandidate] = {}
+    for c in candidates:
+        units.setdefault(c.serial, c)
+    return list(units.values()) if len(units) > 1 else []
 
 
 def _first_of_each_model(mentions: tuple[ModelMention, ...]) -> list[ModelMention]:

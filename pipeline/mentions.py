@@ -258,10 +258,21 @@ _ACCESSORY_WORDS = (
     "ケース", "ソフトケース", "ハードケース", "説明書", "取扱説明書", "マニュアル", "ツマミ", "ノブ", "基板", "電源",
     "アダプター", "パネル", "部品", "パーツ", "カバー",
 )
-_ACCESSORY = re.compile(
-    r"(?<![a-z0-9])(?:" + "|".join(sorted((re.escape(w) for w in _ACCESSORY_WORDS), key=len, reverse=True))
-    + r")(?![a-z0-9\-])"
-)
+
+
+def _word_trie_regex(words: tuple[str, ...]) -> str:
+    """One regex for many words, as a character trie: an alternation of 150 words is tried word by word at
+    every position of a title, a trie branches once per character (half the cost on real titles)."""
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_regex(trie) or "(?!)"
+
+
+_ACCESSORY = re.compile(r"(?<![a-z0-9])" + _word_trie_regex(_ACCESSORY_WORDS) + r"(?![a-z0-9\-])")
 _INCLUDED = re.compile(
     r"(?<![a-z0-9])(?:with|w/|w|incl|including|includes|included|inkl|plus|and|mit|avec|con|in|new|replaced|"
     r"serviced|upgraded|recapped|restored|fixed|repaired|cleaned|installed|modded|mod|modified|needs|need|no|"

@@ -9,7 +9,6 @@ Cue-word candidates are trusted; a bare six-digit number is taken only where not
 from __future__ import annotations
 
 import re
-
 from bisect import bisect_right
 
 from pipeline.results import Field, SerialCandidate, new_serial_candidate
@@ -27,7 +26,10 @@ _CUE = (
 )
 # A plate sentence: a cue or a plate word, a few words without digits, then the number ("Serial no. on the back
 # plate: 143390", "the plate on the rear says 377001", "Seriennummer auf dem Typenschild: 389420").
-_PLATE_WORD = r"(?:name|number|serial|rating|type)?\s*plate|typenschild|seriennummernschild|plaque|targhetta|placa|銘板"
+# Every alternative opens with a literal, as in _CUE: an optional opening group would be tried at every position.
+_PLATE_WORD = (
+    r"(?:name|number|serial|rating|type)\s*plate|plate|typenschild|seriennummernschild|plaque|targhetta|placa|銘板"
+)
 _VALUE = (
     r"(?P<value>53 \d{6}(?!\d)"  # Hagström importer plate
     r"|\d{1,3}(?:['., ]\d{3})+(?![\d'])"  # 388'831, 373 101
@@ -214,6 +216,8 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
         span = (max(covered, position - 12), min(len(text), position + window))
         taken_here: list[tuple[int, int]] = []
         for regex, regex_any_case in ((_CUED, _CUED_ANY_CASE), (_WORDY, _WORDY_ANY_CASE)):
+            if taken_here:  # a cue right before its number: no plate sentence to look for here
+                break
             matches = regex_any_case.finditer(text, *span) if any_case else regex.finditer(lowered, *span)
             for match in matches:
                 cue_start = match.start("cue")
@@ -228,7 +232,7 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
                 if regex is _WORDY:
                     if _is_other_number(text[max(0, start - 24) : start], text[end : end + 12], True):
                         continue
-                    cue = text[cue_start:start].rstrip(" :-([")
+                    cue = text[cue_start:start].strip().rstrip(" :-([")
                 if _plausible_cued(value) and not (skip and _inside(start, end, skip)):
                     found.append(new_serial_candidate(canonical_serial(value), value, field, start, end, cue))
                     taken_here.append((start, end))
@@ -247,7 +251,9 @@ def _after_name_candidates(text: str, name_ends: list[int], taken: list[tuple[in
         if match is None:
             continue
         start, end = match.span("value")
-        if (taken and _inside(start, end, taken)) or text[end : end + 1] in ".,'" and text[end + 1 : end + 2].isdigit():
+        if taken and _inside(start, end, taken):
+            continue
+        if text[end : end + 1] in ".,'" and text[end + 1 : end + 2].isdigit():
             continue
         if not _is_other_number(text[max(0, start - 24) : start], text[end : end + 12], True):
             value = text[start:end]

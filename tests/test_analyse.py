@@ -164,7 +164,8 @@ def test_never_raises_on_arbitrary_unicode(rules: Rules, title: str, body: str) 
 @given(st.sampled_from(["Korg MS-20 SN ", "KORG Polysix s/n ", "Korg Mono/Poly serial # "]), st.text())
 def test_never_raises_around_a_real_title(rules: Rules, prefix: str, tail: str) -> None:
     analysis = analyse_listing(prefix + tail, tail, rules)
-    assert len(analysis.instruments) >= 1
+    # The tail may make the title an accessory's ("SN sticker") or the body a reissue's: then it says so.
+    assert len(analysis.instruments) >= 1 or analysis.excluded
 
 
 @pytest.mark.parametrize(

@@ -148,6 +148,12 @@ def test_a_plate_sentence_is_shown_as_a_cued_body_serial(rules: Rules) -> None:
     assert body[0].cue is not None and "plate" in body[0].cue.lower()
 
 
+def test_a_plate_sentence_about_another_model_in_the_body_is_not_a_mismatch(rules: Rules) -> None:
+    # 702650 is a Poly-61 number (7nnnnn) and follows the Poly-61's name: it is that unit's plate.
+    check(rules, "Korg MS-20 Synthesizer SN 144571", "Also for sale: a Korg Poly-61, its plate reads 702650.",
+          [("MS-20", "144571", [])])
+
+
 @pytest.mark.parametrize(
     "body",
     [

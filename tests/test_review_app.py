@@ -210,7 +210,9 @@ def test_listing_marks_numbers_the_analyser_set_aside(client: TestClient, ingest
     ingest(record(1, "Korg MS-20 Synthesizer SN 144571", "Also for sale: a Korg Poly-61, its plate reads 702650."))
     html = client.get("/listing/1").text
     assert 'title="MS-20 serial (recorded)" data-label="MS-20 serial (recorded)">144571</mark>' in html
-    assert 'title="candidate 702650" data-label="candidate 702650">702650</mark>' in html
+    # The Poly-61's plate sentence is a cued number now (issue 12, class 3): shown with its cue, as the others.
+    label = "candidate 702650 after “plate reads”"
+    assert f'title="{label}" data-label="{label}">702650</mark>' in html
 
 
 def test_listing_records_the_body_serial_that_fits(client: TestClient, ingest: Ingest) -> None:
