@@ -56,6 +56,8 @@ class Analyser:
         self.rules = rules
         self.matcher = AliasMatcher(rules)
         self.related_exclusions = related_exclusions(rules)
+        # The words of each model's own kind: "interface" names the MS-03 itself, not an accessory of it.
+        self.kind_words = {m.name: frozenset(re.findall(r"[a-z]+", m.kind.lower())) for m in rules.models.values()}
         self._fitting: dict[tuple[str, str], tuple[NumberBlock, ...]] = {}
 
     def fitting_blocks(self, model: ModelRule, serial: str) -> tuple[NumberBlock, ...]:
@@ -81,7 +83,7 @@ class Analyser:
         b_low = b_norm.lower()
         korg_named = "korg" in t_low or "コルグ" in t_norm or "korg" in b_low or "コルグ" in b_norm
         title_matches = self.matcher.find(t_norm, t_low)
-        title_kept, title_excluded = resolve(title_matches, t_norm, korg_named, title=True)
+        title_kept, title_excluded = resolve(title_matches, t_norm, korg_named, title=True, kind_words=self.kind_words)
         if not title_kept and title_excluded:
             # The title names a reissue or another make: vintage names in the body are comparisons.
             return new_listing_analysis((), tuple(dict.fromkeys(title_excluded)), cut)
@@ -187,6 +189,10 @@ class Analyser:
                 chosen = recorded
             elif body_other is not None and not any(c.serial == chosen.serial for c in body_c):
                 flags.append(_mismatch(chosen, body_other, chosen, model))
+        elif all(c.cue is None for c in body_c) and len({c.serial for c in body_c}) > 1:
+            # Several bare numbers and no cue: a range or other units ("between 151215 and 151238"), none of
+            # them said to be this one's.
+            return new_instrument(model.name, None, None, (), (), (), mention)
         else:
             chosen = fitting_body[0] if fitting_body else body_c[0]
 

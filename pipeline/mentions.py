@@ -8,7 +8,7 @@ so "MS-20", "MS20", "ms 20" and "Mono / Poly" match their alias.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal, NamedTuple
 
 from pipeline.normalise import alias_key, normalise
@@ -96,6 +96,9 @@ class AliasMatcher:
 
         self.targets_aliases: list[str] = []
         self._raw_targets: dict[str, AliasTarget | None] = {}
+        # An alias written exactly ("Mono/Poly", a model's own name) wins over another that shares its key
+        # ("Monopoly", which counts only beside Korg): the key drops the separators that tell them apart.
+        self.exact_targets: dict[str, AliasTarget] = {}
 
         def add(alias: str, target: AliasTarget) -> None:
             atoms = _atoms(alias)
@@ -103,6 +106,7 @@ class AliasMatcher:
                 return
             self.targets_aliases.append(normalise(alias))
             self.targets.setdefault(alias_key(alias), target)
+            self.exact_targets.setdefault(normalise(alias).casefold(), target)
             node = trie
             for atom in atoms:
                 node = node.setdefault(atom, {})
@@ -170,7 +174,7 @@ class AliasMatcher:
             if len(self._raw_targets) > 10_000:
                 self._raw_targets.clear()
             key = alias_key(raw)
-            target = self.targets.get(key)
+            target = self.exact_targets.get(raw.casefold()) or self.targets.get(key)
             if target is None:  # a plural: "MS-20s", "Polysixes"
                 for ending in _PLURAL_ENDINGS:
                     if key.endswith(ending) and (target := self.targets.get(key[: -len(ending)])) is not None:
@@ -202,6 +206,8 @@ def mentions_korg(text: str) -> bool:
 
 
 _MAKE_GAP = re.compile(r"^[\s\-:,'\"()]*$")
+# A name followed by its maker in words: "le Monopoly de Behringer", "the MS-1 by Roland".
+_MAKE_AFTER_GAP = re.compile(r"^\s+(?:de|by|von|from|di|da|del|par|made by)\s+$", re.IGNORECASE)
 # A name that only describes another thing: "case for Korg MS-20", "(MS-20 clone)", "Polysix knobs".
 # Checked as set look-ups of the one or two words next to the name: a regex per mention costs far more.
 _NOT_THE_INSTRUMENT_BEFORE = frozenset({
@@ -250,7 +256,8 @@ _ACCESSORY_WORDS = (
     "keycaps", "knob", "knobs", "slider", "sliders", "fader", "faders", "cable", "cables", "cord", "cords",
     "manual", "manuals", "service notes", "schematic", "schematics", "decal", "decals", "sticker", "stickers",
     "t-shirt", "tshirt", "poster", "brochure", "catalog", "catalogue", "flyer", "kit", "parts", "part", "spares",
-    "spare", "chip", "chips", "battery", "faceplate", "keybed", "bezel", "transformer", "expansion",
+    "spare", "chip", "chips", "battery", "faceplate", "keybed", "bezel", "transformer", "expansion", "interface",
+    "upgrade", "retrofit", "eurorack", "ipad", "iphone", "erweiterung",
     "koffer", "tasche", "netzteil", "handbuch", "bedienungsanleitung", "anleitung", "platine", "tasten",
     "knöpfe", "drehknöpfe", "seitenteile", "ersatzteile", "teile", "housse", "valise", "notice", "manuel",
     "alimentation", "touches", "boutons", "pièces", "custodia", "borsa", "manuale", "alimentatore", "scheda",
@@ -280,15 +287,22 @@ _INCLUDED = re.compile(
 )
 _COUNT_BEFORE = re.compile(r"(?:^|[\s,(])\d{1,3}\s?$")  # "61 keys", "(2) cables": a count, not a part number
 _REPAIRED_AFTER = re.compile(
-    r"\s*(?:replaced|recapped|serviced|upgraded|fixed|repaired|cleaned|installed|ok|good|working|付|つき)"
+    r"\s*(?:replaced|replacement|recapped|serviced|upgraded|fixed|repaired|repair|cleaned|installed|ok|good|working|"
+    r"付|つき)"
 )
 
 
-def is_accessory_title(lowered: str, start: int, end: int) -> bool:
-    """Whether a title naming a model at [start, end) sells an accessory or a part of it rather than the unit."""
+_NONE: frozenset[str] = frozenset()
+
+
+def is_accessory_title(lowered: str, start: int, end: int, own_words: frozenset[str] = frozenset()) -> bool:
+    """Whether a title naming a model at [start, end) sells an accessory or a part of it rather than the unit.
+
+    `own_words` are the words of the model's own kind ("control interface" for the MS-03): not an accessory.
+    """
     for word in _ACCESSORY.finditer(lowered):
         w_start, w_end = word.span()
-        if start <= w_start < end:
+        if start <= w_start < end or word.group() in own_words:
             continue
         counted = (w_start - 4 >= end or w_start <= start) and _COUNT_BEFORE.search(lowered, 0, w_start) is not None
         if counted or _REPAIRED_AFTER.match(lowered, w_end):
@@ -301,8 +315,8 @@ def is_accessory_title(lowered: str, start: int, end: int) -> bool:
     return False
 
 
-def resolve(matches: list[AliasMatch], text: str, korg_named: bool,
-            title: bool = False) -> tuple[list[AliasMatch], list[str]]:
+def resolve(matches: list[AliasMatch], text: str, korg_named: bool, title: bool = False,
+            kind_words: Mapping[str, frozenset[str]] | None = None) -> tuple[list[AliasMatch], list[str]]:
     """Keep the vintage model matches; return them with the names of the exclusions that were recognised.
 
     A model alias right after another make's name ("Behringer MS-1") belongs to that make. Aliases that are
@@ -314,7 +328,7 @@ def resolve(matches: list[AliasMatch], text: str, korg_named: bool,
     kept: list[AliasMatch] = []
     excluded: list[str] = []
     previous: AliasMatch | None = None
-    for match in matches:
+    for index, match in enumerate(matches):
         kind = match.target.kind
         if kind == "exclusion":
             excluded.append(match.target.name)
@@ -324,10 +338,20 @@ def resolve(matches: list[AliasMatch], text: str, korg_named: bool,
                 and previous.target.kind == "make"
                 and _MAKE_GAP.match(text[previous.end : match.start]) is not None
             )
+            following = matches[index + 1] if index + 1 < len(matches) else None
+            make_after = (
+                following is not None
+                and following.target.kind == "make"
+                and _MAKE_AFTER_GAP.match(text[match.end : following.start]) is not None
+            )
             if after_make:
                 excluded.append(f"{previous.target.name} {match.text}")  # type: ignore[union-attr]
+            elif make_after:
+                excluded.append(f"{following.target.name} {match.text}")  # type: ignore[union-attr]
             elif describes_something_else(text, match.start, match.end) or (
-                accessory_title and is_accessory_title(lowered, match.start, match.end)
+                accessory_title and is_accessory_title(
+                    lowered, match.start, match.end, kind_words.get(match.target.name, _NONE) if kind_words else _NONE
+                )
             ):
                 excluded.append(f"not the instrument: {text[max(0, match.start - 12) : match.end + 12].strip()}")
             elif kind == "model" or korg_named:

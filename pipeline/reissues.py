@@ -18,7 +18,8 @@ from pipeline.rules import Rules
 # The words right before the reissue's name that make it this listing's item ("my", "this is the", "built from").
 _THIS_ITEM = re.compile(
     r"(?:\bmy|\bthis is|\bthis one is|\bit is|\bit's|\bit’s|\bthis|\bpictured is|\bpictured|\bbuilt from|\bmade from|"
-    r"\bselling|\bsell|\boffering|\bfor sale is|\bunit is|\bverkaufe|\bmein|\bmeinen|\bvends|\bmon|\bvendo|\bil mio)"
+    r"\bselling|\bsell|\boffering|\bincludes|\bfor sale is|\bunit is|\bverkaufe|\bmein|\bmeinen|\bvends|\bmon|"
+    r"\bvendo|\bil mio)"
     r"\s+(?:(?:the|a|an|own|korg|original|brand new|new|used)\s+)*$"
 )
 # A reissue described without its name: "it is the 86 % size reissue", "this is a reissue".

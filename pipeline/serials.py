@@ -105,14 +105,18 @@ def _ends_with_word(text: str, words: tuple[str, ...]) -> str | None:
     return None
 
 
+# A model-like word right before a number's separator: "MS-10 ", "SAS-20 ", "KR55 " (not "0171 ", "Tel:0171 ").
+_ENDS_WITH_NAME = re.compile(r"(?:^|[\s,;(])[a-z]{1,4}[-‐‑]?\d{1,4}[ \-]$", re.IGNORECASE)
+
+
 def _is_other_number(before: str, after: str, after_name: bool = False) -> bool:
     """Whether the words around a bare number make it a price, an item number, a phone number or a postcode.
 
     `after_name`: the number follows a model name ("Korg MS-20 730144"), whose digits are no group of it, and
     a year after it ("730144 1978") is no group either.
     """
-    if not after_name and before[-2:-1].isdigit() and before[-1:] in " -/)":
-        return True  # a group of a longer number: a phone number, a date
+    if not after_name and before[-2:-1].isdigit() and before[-1:] in " -/)" and not _ENDS_WITH_NAME.search(before):
+        return True  # a group of a longer number: a phone number, a date (but "MS-10 134458" follows a name)
     if after[:1] in " -/(" and after[1:2].isdigit() and not (after_name and _YEAR_AFTER.match(after)):
         return True
     stripped = before.lower().rstrip(_SEPARATORS)

@@ -305,3 +305,41 @@ def test_plurals_nicknames_and_scripts(rules: Rules, title: str, expected: Expec
 
 def test_katakana_names_need_korg_where_the_word_is_ordinary(rules: Rules) -> None:
     assert analyse_listing("ラムダ 231877", "", rules).instruments == ()
+
+
+# --- found on the real-text corpus (tests/fixtures/real/) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "expected"),
+    [
+        # The canonical name written exactly counts alone, though its key is also the korg-only "Monopoly".
+        ("Mono/Poly / MP-4 (4-voice unitary keyboard synthesiser)", "MS has wrong s/n (371557) in title.",
+         [("Mono/Poly", "371557", [])]),
+        # A bare number right after a model name in the body: the name's digits are no phone-number group.
+        ("Korg MS-10", "Duplicate sale - see Korg Duplicate Sales, MS-10 134458", [("MS-10", "134458", [])]),
+        ("Korg MS-10", "Call 0171 134458 after six.", [("MS-10", None, [])]),
+        # Several bare numbers and no cue: a range or other units, none of them this one's.
+        ("SQ-10 (step sequencer)", "the ends changed between 151215 and 151238.", [("SQ-10", None, [])]),
+        # An accessory word that is part of the model's own kind ("control interface") is no accessory.
+        ("MS-03 (control interface)", "", [("MS-03", None, [])]),
+        # An accessory word followed by a repair: the unit is the subject.
+        ("Korg Polysix Battery Repair", "", [("PolySix", None, [])]),
+    ],
+)
+def test_phrasings_found_on_the_real_corpus(rules: Rules, title: str, body: str, expected: Expected) -> None:
+    check(rules, title, body, expected)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Test du Monopoly de Behringer : Les cartes rebattues",  # another make's, named after it
+        "Korg KPR-77 MIDI Interface",
+        "Classic KORG Polysix, Reimagined for iPad",
+        "MS20 MKII Multimode Resonant Filter for Eurorack Synthesizers",
+        "Korg PolySix MIDI-Erweiterung",
+    ],
+)
+def test_titles_found_on_the_real_corpus_that_name_no_vintage_unit(rules: Rules, title: str) -> None:
+    assert analyse_listing(title, "", rules).instruments == ()

@@ -447,9 +447,14 @@ def _alias_titles(rules: Rules) -> list[tuple[str, str, str, bool]]:
     for model in rules.models.values():
         block = model.blocks[0]
         serial = str(block.lowest + 1234).zfill(block.length)
+        # A korg-only alias holds for every spelling of it, but a name written exactly as one of the model's
+        # own names ("Mono/Poly" beside the korg-only "Monopoly") counts alone.
         korg_only = {_key(a) for a in model.korg_only_aliases}
+        korg_only_exact = {a.casefold() for a in model.korg_only_aliases}
+        own_exact = {a.casefold() for a in (model.name, *model.aliases)} - korg_only_exact
         for alias in dict.fromkeys((model.name, *model.aliases, *model.korg_only_aliases)):
-            cases.append((model.name, alias, serial, _key(alias) in korg_only))
+            only = _key(alias) in korg_only and alias.casefold() not in own_exact
+            cases.append((model.name, alias, serial, only))
     return cases
 
 
