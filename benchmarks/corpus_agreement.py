@@ -76,6 +76,7 @@ def load_corpus(directory: Path = CORPUS) -> list[Snippet]:
     """Every snippet of every *.jsonl file, checked; a bad line raises CorpusError naming file and line."""
     snippets: list[Snippet] = []
     seen: dict[str, str] = {}
+    seen_texts: dict[tuple[str, str], str] = {}
     for path in sorted(directory.glob("*.jsonl")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
@@ -96,7 +97,10 @@ def load_corpus(directory: Path = CORPUS) -> list[Snippet]:
                 raise CorpusError(f"{where}: {exc}") from exc
             if snippet.id in seen:
                 raise CorpusError(f"{where}: id {snippet.id} already used at {seen[snippet.id]}")
-            seen[snippet.id] = where
+            text = (snippet.title, snippet.body)
+            if text in seen_texts:
+                raise CorpusError(f"{where}: the same title and body as {seen_texts[text]}")
+            seen[snippet.id] = seen_texts[text] = where
             snippets.append(snippet)
     return snippets
 

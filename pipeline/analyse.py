@@ -108,6 +108,10 @@ class Analyser:
         else:
             mentions = list(body_mentions[:1])
             excluded = body_excluded
+            if mentions and self._reissue_first(mentions[0].model, body_matches, body_kept[0].start):
+                # No title, and the body names the model's reissue before the model: the text is about it
+                # ("So you have the Korg MS20 legacy controller […] it is not a Korg MS-20").
+                return new_listing_analysis((), tuple(dict.fromkeys(excluded)), cut)
         excluded_names = tuple(dict.fromkeys(excluded)) if excluded else ()
         if not mentions:
             return new_listing_analysis((), excluded_names, cut)
@@ -138,6 +142,12 @@ class Analyser:
                 for model, mention in zip(models, mentions, strict=True)
             )
         return new_listing_analysis(instruments, excluded_names, cut)
+
+    def _reissue_first(self, model: str, matches: list[AliasMatch], model_start: int) -> bool:
+        """Whether a reissue or later product of `model` is named before the model itself."""
+        related = self.related_exclusions[model].exclusions
+        return any(m.target.kind == "exclusion" and m.target.name in related and m.start < model_start
+                   for m in matches)
 
     def _other_models_serials(self, model: ModelRule, body_candidates: list[SerialCandidate], body: str,
                               lowered: str, korg_named: bool) -> frozenset[str]:

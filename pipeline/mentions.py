@@ -87,6 +87,18 @@ def _trie_regex(node: dict[str, dict]) -> str | None:
     return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
+def _word_trie_regex(words: tuple[str, ...]) -> str:
+    """One regex for many words, as a character trie: an alternation of 150 words is tried word by word at
+    every position of a title, a trie branches once per character (half the cost on real titles)."""
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_regex(trie) or "(?!)"
+
+
 class AliasMatcher:
     """Matches every model, exclusion and other make of the rules in one pass."""
 
@@ -139,20 +151,18 @@ class AliasMatcher:
         self.regex_any_case = re.compile(f"{_BOUNDARY_BEFORE}{pattern}{_BOUNDARY_AFTER}", re.IGNORECASE)
         # Japanese writes names without spaces ("コルグポリシックス"): such names are looked for anywhere.
         self.unspaced_first_runs = tuple(sorted(r for r in self.first_runs if not r.isascii() and len(r) > 1))
+        # One scan for all of them (a trie, so each position tries one branch per character), not one per name.
+        self.unspaced_regex = re.compile(_word_trie_regex(self.unspaced_first_runs))
 
     def _scan_words(self, lowered: str) -> list[re.Match[str]]:
         ascii_text = lowered.isascii()
         runs = _FIRST_RUN_ASCII.findall(lowered) if ascii_text else _FIRST_RUN.findall(lowered)
         hits = self.first_runs.intersection(runs)
-        unspaced = [] if ascii_text else [r for r in self.unspaced_first_runs if r in lowered]
+        unspaced = [] if ascii_text else [m.start() for m in self.unspaced_regex.finditer(lowered)]
         if not hits and not unspaced:  # the common case for a body: no word could start an alias
             return []
         starts = [pos for run in hits for pos in _run_starts(lowered, run)]
-        for run in unspaced:
-            pos = lowered.find(run)
-            while pos != -1:
-                starts.append(pos)
-                pos = lowered.find(run, pos + 1)
+        starts += unspaced
         if len(starts) > 1:
             starts.sort()
         matches: list[re.Match[str]] = []
@@ -257,7 +267,7 @@ _ACCESSORY_WORDS = (
     "manual", "manuals", "service notes", "schematic", "schematics", "decal", "decals", "sticker", "stickers",
     "t-shirt", "tshirt", "poster", "brochure", "catalog", "catalogue", "flyer", "kit", "parts", "part", "spares",
     "spare", "chip", "chips", "battery", "faceplate", "keybed", "bezel", "transformer", "expansion", "interface",
-    "upgrade", "retrofit", "eurorack", "ipad", "iphone", "erweiterung",
+    "retrofit", "eurorack", "ipad", "iphone", "erweiterung",
     "koffer", "tasche", "netzteil", "handbuch", "bedienungsanleitung", "anleitung", "platine", "tasten",
     "knöpfe", "drehknöpfe", "seitenteile", "ersatzteile", "teile", "housse", "valise", "notice", "manuel",
     "alimentation", "touches", "boutons", "pièces", "custodia", "borsa", "manuale", "alimentatore", "scheda",
@@ -265,18 +275,6 @@ _ACCESSORY_WORDS = (
     "ケース", "ソフトケース", "ハードケース", "説明書", "取扱説明書", "マニュアル", "ツマミ", "ノブ", "基板", "電源",
     "アダプター", "パネル", "部品", "パーツ", "カバー",
 )
-
-
-def _word_trie_regex(words: tuple[str, ...]) -> str:
-    """One regex for many words, as a character trie: an alternation of 150 words is tried word by word at
-    every position of a title, a trie branches once per character (half the cost on real titles)."""
-    trie: dict[str, dict] = {}
-    for word in words:
-        node = trie
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-    return _trie_regex(trie) or "(?!)"
 
 
 _ACCESSORY = re.compile(r"(?<![a-z0-9])" + _word_trie_regex(_ACCESSORY_WORDS) + r"(?![a-z0-9\-])")
@@ -288,7 +286,7 @@ _INCLUDED = re.compile(
 _COUNT_BEFORE = re.compile(r"(?:^|[\s,(])\d{1,3}\s?$")  # "61 keys", "(2) cables": a count, not a part number
 _REPAIRED_AFTER = re.compile(
     r"\s*(?:replaced|replacement|recapped|serviced|upgraded|fixed|repaired|repair|cleaned|installed|ok|good|working|"
-    r"付|つき)"
+    r"leak|leaked|leaking|leakage|damage|corrosion|付|つき)"
 )
 
 

@@ -42,6 +42,10 @@ _WORDY_VALUE = r"(?P<value>\d{5,7})(?![\d'])"
 _WORDY_GAP = r"[^\d\n.!?;]{1,40}?"  # a few words within one sentence, no digit among them
 _WORDY = re.compile(rf"(?P<cue>{_CUE}|{_PLATE_WORD}){_WORDY_GAP}{_WORDY_VALUE}")
 _WORDY_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}|{_PLATE_WORD}){_WORDY_GAP}{_WORDY_VALUE}", re.IGNORECASE)
+_Readings = tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]
+_CUE_READINGS: _Readings = ((_CUED, _CUED_ANY_CASE), (_WORDY, _WORDY_ANY_CASE))
+_PLATE_READING: _Readings = ((_WORDY, _WORDY_ANY_CASE),)
+_PLATE_WORDS = ("plate", "plaque", "placa", "typenschild", "targhetta", "銘板")
 # A title's number right after a model name, of a length a wrong serial has (seed: "25270", "3809004"); six
 # digits are found as bare serials already.
 _AFTER_NAME = re.compile(r"[ :(\-]{1,3}(?P<value>\d{5}|\d{7})(?![\d])")
@@ -105,8 +109,14 @@ def _ends_with_word(text: str, words: tuple[str, ...]) -> str | None:
     return None
 
 
-# A model-like word right before a number's separator: "MS-10 ", "SAS-20 ", "KR55 " (not "0171 ", "Tel:0171 ").
-_ENDS_WITH_NAME = re.compile(r"(?:^|[\s,;(])[a-z]{1,4}[-‐‑]?\d{1,4}[ \-]$", re.IGNORECASE)
+# A model-like word: "MS-10", "SAS-20", "KR55" (not "0171", "Tel:0171").
+_NAME_WORD = re.compile(r"[a-z]{1,4}[-‐‑]?\d{1,4}", re.IGNORECASE)
+
+
+def _ends_with_name(before: str) -> bool:
+    """Whether the word before a number's separator is a model name ("… MS-10 "), whose digits end it."""
+    words = before[:-1].rsplit(None, 1)
+    return bool(words) and _NAME_WORD.fullmatch(words[-1].lstrip(",;(")) is not None
 
 
 def _is_other_number(before: str, after: str, after_name: bool = False) -> bool:
@@ -115,7 +125,7 @@ def _is_other_number(before: str, after: str, after_name: bool = False) -> bool:
     `after_name`: the number follows a model name ("Korg MS-20 730144"), whose digits are no group of it, and
     a year after it ("730144 1978") is no group either.
     """
-    if not after_name and before[-2:-1].isdigit() and before[-1:] in " -/)" and not _ENDS_WITH_NAME.search(before):
+    if not after_name and before[-2:-1].isdigit() and before[-1:] in " -/)" and not _ends_with_name(before):
         return True  # a group of a longer number: a phone number, a date (but "MS-10 134458" follows a name)
     if after[:1] in " -/(" and after[1:2].isdigit() and not (after_name and _YEAR_AFTER.match(after)):
         return True
@@ -224,7 +234,9 @@ def _cued_candidates(text: str, lowered: str, cues: list[int], skip: list[tuple[
             continue
         span = (max(covered, position - 12), min(len(text), position + window))
         taken_here: list[tuple[int, int]] = []
-        for regex, regex_any_case in ((_CUED, _CUED_ANY_CASE), (_WORDY, _WORDY_ANY_CASE)):
+        # A plate word opens only a plate sentence; a cue word, a cue right before its number first.
+        readings = _PLATE_READING if lowered.startswith(_PLATE_WORDS, position) else _CUE_READINGS
+        for regex, regex_any_case in readings:
             if taken_here:  # a cue right before its number: no plate sentence to look for here
                 break
             matches = regex_any_case.finditer(text, *span) if any_case else regex.finditer(lowered, *span)

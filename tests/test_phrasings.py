@@ -325,6 +325,11 @@ def test_katakana_names_need_korg_where_the_word_is_ordinary(rules: Rules) -> No
         ("MS-03 (control interface)", "", [("MS-03", None, [])]),
         # An accessory word followed by a repair: the unit is the subject.
         ("Korg Polysix Battery Repair", "", [("PolySix", None, [])]),
+        ("Korg Poly-61 - Battery Leak Repair", "", [("Poly-61", None, [])]),
+        ("Old Crow's Synth Shop: Korg Polysix Upgrade & Repair Overview", "", [("PolySix", None, [])]),
+        # No title: the body's first model counts, unless its reissue is named before it.
+        ("", "So you have the Korg MS20 legacy controller. It is not a Korg MS-20, just a MIDI controller.", []),
+        ("", "I bought a Korg MS-20 in 1981; the MS-20 mini came much later.", [("MS-20", None, [])]),
     ],
 )
 def test_phrasings_found_on_the_real_corpus(rules: Rules, title: str, body: str, expected: Expected) -> None:

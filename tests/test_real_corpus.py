@@ -59,3 +59,12 @@ def test_a_bad_corpus_line_names_its_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text(good + "\n" + good + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"a\.jsonl:2: id x-1 already used at a\.jsonl:1"):
         load_corpus(tmp_path)
+
+
+def test_the_same_text_twice_is_refused(tmp_path: Path) -> None:
+    line = ('{{"id": "{id}", "source_url": "u", "language": "en", "kind": "forum", "title": "Korg MS-20",'
+            ' "body": "", "expect": {{"instruments": [], "excluded": []}}, "why": null, "known": null}}')
+    (tmp_path / "a.jsonl").write_text(line.format(id="x-1") + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(line.format(id="y-1") + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"b\.jsonl:1: the same title and body as a\.jsonl:1"):
+        load_corpus(tmp_path)
