@@ -83,7 +83,8 @@ class Analyser:
         b_low = b_norm.lower()
         korg_named = "korg" in t_low or "コルグ" in t_norm or "korg" in b_low or "コルグ" in b_norm
         title_matches = self.matcher.find(t_norm, t_low)
-        title_kept, title_excluded = resolve(title_matches, t_norm, korg_named, title=True, kind_words=self.kind_words)
+        title_kept, title_excluded = resolve(title_matches, t_norm, korg_named, title=True, kind_words=self.kind_words,
+                                               lowered=t_low)
         if not title_kept and title_excluded:
             # The title names a reissue or another make: vintage names in the body are comparisons.
             return new_listing_analysis((), tuple(dict.fromkeys(title_excluded)), cut)

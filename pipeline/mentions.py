@@ -277,7 +277,17 @@ _ACCESSORY_WORDS = (
 )
 
 
-_ACCESSORY = re.compile(r"(?<![a-z0-9])" + _word_trie_regex(_ACCESSORY_WORDS) + r"(?![a-z0-9\-])")
+# No look-behind at its start, which would make the engine try the trie at every position: the word's start is
+# checked on each match instead (`accessory_words`).
+_ACCESSORY = re.compile(_word_trie_regex(_ACCESSORY_WORDS) + r"(?![a-z0-9\-])")
+
+
+def accessory_words(lowered: str) -> list[re.Match[str]]:
+    """The accessory or part words of a lower-cased title, each a whole word."""
+    return [m for m in _ACCESSORY.finditer(lowered) if not (m.start() and lowered[m.start() - 1] in _WORD_CHARS)]
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _INCLUDED = re.compile(
     r"(?<![a-z0-9])(?:with|w/|w|incl|including|includes|included|inkl|plus|and|mit|avec|con|in|new|replaced|"
     r"serviced|upgraded|recapped|restored|fixed|repaired|cleaned|installed|modded|mod|modified|needs|need|no|"
@@ -293,12 +303,14 @@ _REPAIRED_AFTER = re.compile(
 _NONE: frozenset[str] = frozenset()
 
 
-def is_accessory_title(lowered: str, start: int, end: int, own_words: frozenset[str] = frozenset()) -> bool:
+def is_accessory_title(lowered: str, start: int, end: int, own_words: frozenset[str] = frozenset(),
+                       words: list[re.Match[str]] | None = None) -> bool:
     """Whether a title naming a model at [start, end) sells an accessory or a part of it rather than the unit.
 
     `own_words` are the words of the model's own kind ("control interface" for the MS-03): not an accessory.
+    `words` are the title's `accessory_words` when the caller has them already.
     """
-    for word in _ACCESSORY.finditer(lowered):
+    for word in accessory_words(lowered) if words is None else words:
         w_start, w_end = word.span()
         if start <= w_start < end or word.group() in own_words:
             continue
@@ -314,15 +326,17 @@ def is_accessory_title(lowered: str, start: int, end: int, own_words: frozenset[
 
 
 def resolve(matches: list[AliasMatch], text: str, korg_named: bool, title: bool = False,
-            kind_words: Mapping[str, frozenset[str]] | None = None) -> tuple[list[AliasMatch], list[str]]:
+            kind_words: Mapping[str, frozenset[str]] | None = None,
+            lowered: str | None = None) -> tuple[list[AliasMatch], list[str]]:
     """Keep the vintage model matches; return them with the names of the exclusions that were recognised.
 
     A model alias right after another make's name ("Behringer MS-1") belongs to that make. Aliases that are
     ordinary words ("Delta") count only when the listing names Korg. In a `title`, an accessory or part word
-    anywhere makes the name describe that thing.
+    anywhere makes the name describe that thing. `lowered` is `text.lower()` when the caller has it already.
     """
-    lowered = text.lower() if title else ""
-    accessory_title = title and len(lowered) == len(text) and _ACCESSORY.search(lowered) is not None
+    if title and lowered is None:
+        lowered = text.lower()
+    words = accessory_words(lowered) if title and lowered is not None and len(lowered) == len(text) else []
     kept: list[AliasMatch] = []
     excluded: list[str] = []
     previous: AliasMatch | None = None
@@ -347,8 +361,9 @@ def resolve(matches: list[AliasMatch], text: str, korg_named: bool, title: bool 
             elif make_after:
                 excluded.append(f"{following.target.name} {match.text}")  # type: ignore[union-attr]
             elif describes_something_else(text, match.start, match.end) or (
-                accessory_title and is_accessory_title(
-                    lowered, match.start, match.end, kind_words.get(match.target.name, _NONE) if kind_words else _NONE
+                words and is_accessory_title(
+                    lowered or "", match.start, match.end,
+                    kind_words.get(match.target.name, _NONE) if kind_words else _NONE, words,
                 )
             ):
                 excluded.append(f"not the instrument: {text[max(0, match.start - 12) : match.end + 12].strip()}")
