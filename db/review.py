@@ -29,6 +29,15 @@ class ReviewError(ValueError):
     """A decision that cannot be applied (unknown flag, already decided, serial that fits no block...)."""
 
 
+class OutsideBlocks(ReviewError):
+    """A correction to a serial that fits none of the model's blocks: kept only when the reviewer forces it."""
+
+    def __init__(self, message: str, *, model: str, serial: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.serial = serial
+
+
 def _flag(session: Session, flag_id: int, *, open_only: bool = True) -> Flag:
     flag = session.get(Flag, flag_id)
     if flag is None:
@@ -167,14 +176,19 @@ def correct(
     target_serial = (serial or appearance.instrument.serial).strip().upper()
     if target_model not in rules.models:
         raise ReviewError(f"unknown model {target_model!r}")
-    if not force and not rules.fits(target_model, target_serial):
-        blocks = ", ".join(b.pattern for b in rules.model(target_model).blocks)
-        raise ReviewError(f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it")
+    outside = not rules.fits(target_model, target_serial)
+    if outside and not force:
+        blocks = ", ".join(b.describe() for b in rules.model(target_model).blocks)
+        raise OutsideBlocks(
+            f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it",
+            model=target_model,
+            serial=target_serial,
+        )
     old = _flag_state(flag)
     _move(session, appearance, target_model, target_serial, window)
     _decide(flag, "corrected", reviewer, at, reason)
     _settle(session, appearance, at)
-    new = _flag_state(flag)
+    new = {**_flag_state(flag), "forced": True} if outside else _flag_state(flag)
     _log(
         session,
         action="correct",
