@@ -8,9 +8,11 @@ browser loads the photos straight from the marketplace.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,9 +46,11 @@ from pipeline.results import FLAG_CODES, Field
 from pipeline.rules import Rules
 from pipeline.serials import extract_serial_candidates
 from review import queries
+from review.auth import AuthThrottle, clean_user
 from review.present import Span, model_chart, safe_url, segments
 
 HERE = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 CSRF_COOKIE = "kw_csrf"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -90,6 +94,7 @@ class ReviewConfig:
     token: str | None = None  # when set, every request needs HTTP basic auth with this password
     allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (DNS-rebinding guard on loopback)
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)  # failed sign-ins per client
 
 
 def is_loopback(host: str) -> bool:
@@ -107,7 +112,7 @@ def csrf_token(config: ReviewConfig, seed: str) -> str:
 
 
 def _basic_user(request: Request, token: str) -> str | None:
-    """The user name when the request's basic auth carries the token as password, else None."""
+    """The user name (cleaned for the log) when the request's basic auth carries the token, else None."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -118,7 +123,7 @@ def _basic_user(request: Request, token: str) -> str | None:
         return None
     if not hmac.compare_digest(password.encode(), token.encode()):
         return None
-    return user.strip() or "reviewer"
+    return clean_user(user)
 
 
 class GuardMiddleware(BaseHTTPMiddleware):
@@ -132,13 +137,26 @@ class GuardMiddleware(BaseHTTPMiddleware):
         config = self.config
         response: Response
         host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]") if request.headers.get("host") else ""
+        client = request.client.host if request.client else "unknown"
+        locked = config.throttle.locked_for(client) if config.token else 0.0
+        user = _basic_user(request, config.token) if config.token and not locked else config.reviewer
         if config.allowed_hosts is not None and host not in config.allowed_hosts:
             response = PlainTextResponse("unknown host", status_code=400)
-        elif (user := _basic_user(request, config.token) if config.token else config.reviewer) is None:
+        elif locked:
+            response = PlainTextResponse(
+                f"too many failed sign-ins from {client}: try again in {int(locked) + 1} s",
+                status_code=429,
+                headers={"Retry-After": str(int(locked) + 1)},
+            )
+        elif user is None:
+            if "authorization" in request.headers:
+                await asyncio.sleep(config.throttle.failed(client))  # each further guess waits longer
             response = PlainTextResponse(
                 "korgwatch review: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="korgwatch"'}
             )
         else:
+            if config.token:
+                config.throttle.succeeded(client)
             request.state.user = user
             seed = request.cookies.get(CSRF_COOKIE, "")
             fresh = not (len(seed) == 64 and all(c in "0123456789abcdef" for c in seed))
@@ -146,7 +164,11 @@ class GuardMiddleware(BaseHTTPMiddleware):
                 seed = secrets.token_hex(32)
             request.state.csrf_seed = seed
             request.state.csrf_fresh = fresh
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:  # an error page carries the same headers as every other page
+                logger.exception("review page: %s %s failed", request.method, request.url.path)
+                response = PlainTextResponse("internal error", status_code=500)
             if fresh:
                 response.set_cookie(CSRF_COOKIE, seed, httponly=True, samesite="strict", path="/")
         for name, value in SECURITY_HEADERS.items():

@@ -419,7 +419,7 @@ def test_serve_refuses_the_network_without_a_token(
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.append(kw))
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "refusing to serve on 0.0.0.0" in result.output and ran == []
-    monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", "s3cret")
+    monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", "k7Qm2xVr9pLw4ZtN8bYc")
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert ran[0]["host"] == "0.0.0.0" and ran[0]["port"] == 8123
