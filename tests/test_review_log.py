@@ -181,3 +181,33 @@ def test_migration_chains_the_entries_already_there(db_url: str) -> None:
             assert verify_chain(session).entries == 3 and verify_chain(session).intact
     finally:
         engine.dispose()
+
+
+def test_concurrent_decisions_keep_one_chain(engine: Engine, ingest: Ingest, make_record: RecordFactory) -> None:
+    """Reviewers deciding at the same moment take turns at the end of the log: no fork, no lost decision."""
+    import threading
+
+    for n in range(6):
+        ingest(make_record(title=f"Korg MS-20 SN 73014{n}"))
+    with session_scope(engine) as session:
+        flag_ids = [f.id for f in open_flags(session)]
+    barrier = threading.Barrier(len(flag_ids))
+    failures: list[BaseException] = []
+
+    def decide(flag_id: int) -> None:
+        try:
+            barrier.wait()
+            with session_scope(engine) as session:
+                confirm(session, flag_id, f"reviewer-{flag_id}")
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(f,)) for f in flag_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with session_scope(engine) as session:
+        report = verify_chain(session)
+    assert report.intact and report.entries == len(flag_ids)
