@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -102,8 +103,14 @@ def test_verify_log_command(engine: Engine, decided: list[int]) -> None:
     assert "Traceback" not in result.output
 
 
-def test_verify_log_on_a_database_without_korgwatch(tmp_path: pytest.TempPathFactory) -> None:
-    result = CliRunner().invoke(cli_app, ["review", "verify-log", "--db", f"sqlite:///{tmp_path}/other.sqlite"])
+def test_verify_log_on_a_database_without_korgwatch(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.sqlite"
+    result = CliRunner().invoke(cli_app, ["review", "verify-log", "--db", f"sqlite:///{missing}"])
+    assert (result.exit_code, result.output.strip()) == (2, f"sqlite:///{missing}: no such database file")
+    assert not missing.exists()  # a read command creates nothing
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE notes (id INTEGER)").connection.close()
+    result = CliRunner().invoke(cli_app, ["review", "verify-log", "--db", f"sqlite:///{other}"])
     assert result.exit_code == 2
     assert "no korgwatch review log" in result.output
 

@@ -4,6 +4,7 @@ review log is the one that was written. They join the `review` group defined in 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,6 +62,8 @@ def review_reopen(
 def review_verify_log(db: DbOption = None) -> None:
     """Check the review log's hash chain: intact, or from which entry on it was changed (exit 1).
 
+    A read command: it never creates or upgrades a database.
+
     Example: korgwatch review verify-log --db postgresql://localhost/korgwatch
     """
     url = db or default_db_url()
@@ -68,6 +71,10 @@ def review_verify_log(db: DbOption = None) -> None:
         engine = make_engine(url)
     except ArgumentError as exc:
         raise _fail(f"--db {url}: {exc}", 2) from None
+    database = engine.url.database or ""
+    if engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not Path(database).is_file():
+        engine.dispose()
+        raise _fail(f"{url}: no such database file", 2)
     try:
         if "review_log" not in inspect(engine).get_table_names():
             raise _fail(f"{engine.url.render_as_string()}: no korgwatch review log in this database", 2)
