@@ -4,6 +4,7 @@ review log is the one that was written. They join the `review` group defined in 
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +49,7 @@ def review_reopen(
     try:
         upgrade_engine(engine)
         with session_scope(engine) as session:
-            review.reopen(session, flag_id, reviewer, note)
+            review.reopen(session, flag_id, reviewer or getpass.getuser(), note)
     except review.ReviewError as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
