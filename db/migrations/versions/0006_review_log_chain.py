@@ -39,10 +39,21 @@ def _sqlite() -> bool:
 
 def _backfill() -> None:
     """Chain the entries written before this migration, in id order."""
-    from db.models import ReviewLog
+    from db.models import UTCDateTime
     from db.review_chain import GENESIS, digest
 
-    table = ReviewLog.__table__
+    table = sa.table(
+        "review_log",
+        sa.column("id", sa.Integer()),
+        sa.column("action", sa.String()),
+        sa.column("old_value", sa.JSON()),
+        sa.column("new_value", sa.JSON()),
+        sa.column("reviewer", sa.String()),
+        sa.column("at", UTCDateTime()),
+        sa.column("note", sa.Text()),
+        sa.column("prev_hash", sa.String()),
+        sa.column("entry_hash", sa.String()),
+    )
     bind = op.get_bind()
     prev = GENESIS
     rows = bind.execute(
