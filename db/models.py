@@ -225,12 +225,18 @@ class Flag(Base):
 
 
 class ReviewLog(Base):
-    """Append-only record of every review decision: who changed what, from what, to what, and why."""
+    """Append-only record of every review decision: who changed what, from what, to what, and why.
+
+    The schema refuses UPDATE, DELETE, INSERT OR REPLACE and TRUNCATE (migrations 0002, 0006_review); each
+    entry is chained by hash to the one before (`korgwatch review verify-log`).
+    """
 
     __tablename__ = "review_log"
     __table_args__ = (
         Index("ix_review_log_flag_id", "flag_id"),
         Index("ix_review_log_appearance_id", "appearance_id"),
+        # One successor per entry: two writers cannot fork the chain (migration 0006_review).
+        Index("uq_review_log_prev_hash", "prev_hash", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -242,6 +248,9 @@ class ReviewLog(Base):
     reviewer: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
+    # The hash chain (db/review_chain.py): the previous entry's hash, and this entry's over it and its content.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class RegisterEntry(Base):

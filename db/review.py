@@ -21,11 +21,21 @@ from sqlalchemy.orm import Session
 
 from db.ingest import DEFAULT_REPOST_WINDOW, ensure_instruments, reclassify_instruments, utcnow
 from db.models import APPEARANCE_KINDS, Appearance, Flag, Instrument, ReviewLog
+from db.review_chain import seal
 from pipeline.rules import Rules
 
 
 class ReviewError(ValueError):
     """A decision that cannot be applied (unknown flag, already decided, serial that fits no block...)."""
+
+
+class OutsideBlocks(ReviewError):
+    """A correction to a serial that fits none of the model's blocks: kept only when the reviewer forces it."""
+
+    def __init__(self, message: str, *, model: str, serial: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.serial = serial
 
 
 def _flag(session: Session, flag_id: int, *, open_only: bool = True) -> Flag:
@@ -43,6 +53,7 @@ def _appearance_state(appearance: Appearance | None) -> dict[str, Any] | None:
     return {
         "model": appearance.instrument.model,
         "serial": appearance.instrument.serial,
+        "unit": appearance.instrument.unit,
         "kind": appearance.kind,
         "status": appearance.status,
     }
@@ -75,6 +86,7 @@ def _log(
         at=at,
         note=note,
     )
+    seal(session, entry)
     session.add(entry)
     session.flush()
     return entry
@@ -164,14 +176,19 @@ def correct(
     target_serial = (serial or appearance.instrument.serial).strip().upper()
     if target_model not in rules.models:
         raise ReviewError(f"unknown model {target_model!r}")
-    if not force and not rules.fits(target_model, target_serial):
-        blocks = ", ".join(b.pattern for b in rules.model(target_model).blocks)
-        raise ReviewError(f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it")
+    outside = not rules.fits(target_model, target_serial)
+    if outside and not force:
+        blocks = ", ".join(b.describe() for b in rules.model(target_model).blocks)
+        raise OutsideBlocks(
+            f"{target_serial} fits no block of {target_model} ({blocks}); use force to keep it",
+            model=target_model,
+            serial=target_serial,
+        )
     old = _flag_state(flag)
     _move(session, appearance, target_model, target_serial, window)
     _decide(flag, "corrected", reviewer, at, reason)
     _settle(session, appearance, at)
-    new = _flag_state(flag)
+    new = {**_flag_state(flag), "forced": True} if outside else _flag_state(flag)
     _log(
         session,
         action="correct",
@@ -398,6 +415,84 @@ def add_note(session: Session, flag_id: int, reviewer: str, note: str) -> Flag:
         appearance=flag.appearance,
         old=old,
         new={"note": flag.note},
+        note=note,
+    )
+    return flag
+
+
+DECISIONS = ("confirm", "correct", "dismiss")
+
+
+def _instrument_id(session: Session, model: str, serial: str, unit: int) -> int:
+    """The instrument (model, serial, unit), created when it is unit 1 and gone (a correction made it new)."""
+    found = session.scalar(
+        select(Instrument.id).where(Instrument.model == model, Instrument.serial == serial, Instrument.unit == unit)
+    )
+    if found is not None:
+        return found
+    if unit != 1:
+        raise ReviewError(f"{model} {serial} unit {unit} no longer exists: correct the flag instead of reopening it")
+    return ensure_instruments(session, [(model, serial)])[(model, serial)]
+
+
+def reopen(
+    session: Session,
+    flag_id: int,
+    reviewer: str,
+    note: str | None = None,
+    *,
+    undo: bool = False,
+    window: timedelta = DEFAULT_REPOST_WINDOW,
+) -> Flag:
+    """Take a decision back: the flag is open again and its appearance is where it was before the decision
+    (a correction moved back, a dismissal lifted), waiting for review. The decision's log entry stays; this
+    one is added after it (`undo` when the page's undo asked, `reopen` otherwise)."""
+    at = utcnow()
+    flag = _flag(session, flag_id, open_only=False)
+    if flag.status == "open":
+        raise ReviewError(f"flag {flag_id} is open: there is no decision to take back")
+    decision = session.scalar(
+        select(ReviewLog)
+        .where(ReviewLog.flag_id == flag_id, ReviewLog.action.in_(DECISIONS))
+        .order_by(ReviewLog.id.desc())
+        .limit(1)
+    )
+    appearance = flag.appearance
+    old = _flag_state(flag)
+    before = (decision.old_value or {}).get("appearance") if decision is not None else None
+    if appearance is not None:
+        if isinstance(before, dict) and before.get("model") and before.get("serial"):
+            model, serial, unit = str(before["model"]), str(before["serial"]), int(before.get("unit") or 1)
+            current = appearance.instrument
+            if (current.model, current.serial, current.unit) != (model, serial, unit):
+                old_instrument = appearance.instrument_id
+                target = _instrument_id(session, model, serial, unit)
+                if appearance.kind == "new":  # step aside first: the target may already have its `new`
+                    appearance.kind = "duplicate_sale"
+                    session.flush()
+                appearance.instrument_id = target
+                session.flush()
+                session.expire(appearance, ["instrument"])
+                reclassify_instruments(session, [old_instrument, target], window)
+        if appearance.status == "dismissed":
+            appearance.status = "pending"
+    flag.status = "open"
+    flag.reviewer = None
+    flag.decided_at = None
+    if appearance is not None:
+        _settle(session, appearance, at)
+        reclassify_instruments(session, [appearance.instrument_id], window)
+        session.refresh(appearance)
+    new = {**_flag_state(flag), "takes_back": decision.id if decision is not None else None}
+    _log(
+        session,
+        action="undo" if undo else "reopen",
+        reviewer=reviewer,
+        at=at,
+        flag=flag,
+        appearance=appearance,
+        old=old,
+        new=new,
         note=note,
     )
     return flag

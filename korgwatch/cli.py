@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, distributed, schedule, serve, storage
+from korgwatch.commands import analysis, crawling, distributed, reviewing, schedule, serve, storage
 
 app = typer.Typer(
     name="korgwatch",
@@ -15,6 +15,7 @@ app = typer.Typer(
 
 analysis.register(app)
 storage.register(app)
+reviewing.register(app)
 crawling.register(app)
 serve.register(app)
 schedule.register(app)

@@ -8,9 +8,11 @@ browser loads the photos straight from the marketplace.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,9 +46,11 @@ from pipeline.results import FLAG_CODES, Field
 from pipeline.rules import Rules
 from pipeline.serials import extract_serial_candidates
 from review import queries
+from review.auth import AuthThrottle, clean_user
 from review.present import Span, model_chart, safe_url, segments
 
 HERE = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 CSRF_COOKIE = "kw_csrf"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -73,7 +77,11 @@ DONE_MESSAGES = {
     "note": "Note added to flag {flag}.",
     "kind": "Appearance {appearance} re-marked.",
     "unit": "Appearance {appearance} is now the first sighting of a different unit.",
+    "reopen": "Flag {flag} reopened.",
+    "undo": "Decision on flag {flag} undone.",
 }
+UNDOABLE = ("confirm", "correct", "model", "dismiss")  # decisions the toast (and `u`) can take back
+ERROR_TITLES = {400: "Bad request", 403: "Refused", 404: "Not found", 405: "Not allowed", 409: "Not done"}
 
 
 @dataclass
@@ -86,6 +94,7 @@ class ReviewConfig:
     token: str | None = None  # when set, every request needs HTTP basic auth with this password
     allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (DNS-rebinding guard on loopback)
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)  # failed sign-ins per client
 
 
 def is_loopback(host: str) -> bool:
@@ -103,7 +112,7 @@ def csrf_token(config: ReviewConfig, seed: str) -> str:
 
 
 def _basic_user(request: Request, token: str) -> str | None:
-    """The user name when the request's basic auth carries the token as password, else None."""
+    """The user name (cleaned for the log) when the request's basic auth carries the token, else None."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -114,7 +123,7 @@ def _basic_user(request: Request, token: str) -> str | None:
         return None
     if not hmac.compare_digest(password.encode(), token.encode()):
         return None
-    return user.strip() or "reviewer"
+    return clean_user(user)
 
 
 class GuardMiddleware(BaseHTTPMiddleware):
@@ -128,13 +137,26 @@ class GuardMiddleware(BaseHTTPMiddleware):
         config = self.config
         response: Response
         host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]") if request.headers.get("host") else ""
+        client = request.client.host if request.client else "unknown"
+        locked = config.throttle.locked_for(client) if config.token else 0.0
+        user = _basic_user(request, config.token) if config.token and not locked else config.reviewer
         if config.allowed_hosts is not None and host not in config.allowed_hosts:
             response = PlainTextResponse("unknown host", status_code=400)
-        elif (user := _basic_user(request, config.token) if config.token else config.reviewer) is None:
+        elif locked:
+            response = PlainTextResponse(
+                f"too many failed sign-ins from {client}: try again in {int(locked) + 1} s",
+                status_code=429,
+                headers={"Retry-After": str(int(locked) + 1)},
+            )
+        elif user is None:
+            if "authorization" in request.headers:
+                await asyncio.sleep(config.throttle.failed(client))  # each further guess waits longer
             response = PlainTextResponse(
                 "korgwatch review: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="korgwatch"'}
             )
         else:
+            if config.token:
+                config.throttle.succeeded(client)
             request.state.user = user
             seed = request.cookies.get(CSRF_COOKIE, "")
             fresh = not (len(seed) == 64 and all(c in "0123456789abcdef" for c in seed))
@@ -142,7 +164,11 @@ class GuardMiddleware(BaseHTTPMiddleware):
                 seed = secrets.token_hex(32)
             request.state.csrf_seed = seed
             request.state.csrf_fresh = fresh
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:  # an error page carries the same headers as every other page
+                logger.exception("review page: %s %s failed", request.method, request.url.path)
+                response = PlainTextResponse("internal error", status_code=500)
             if fresh:
                 response.set_cookie(CSRF_COOKIE, seed, httponly=True, samesite="strict", path="/")
         for name, value in SECURITY_HEADERS.items():
@@ -197,6 +223,8 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "user": request.state.user,
         "models": list(config.rules.models),
         "done": _done_message(request),
+        "undo_flag": _undo_flag(request),
+        "path": request.url.path,
     }
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
@@ -292,6 +320,12 @@ def _done_message(request: Request) -> str | None:
     )
 
 
+def _undo_flag(request: Request) -> int | None:
+    """The flag whose decision the page just reported (after a plain form POST), so the flash can offer undo."""
+    flag = request.query_params.get("flag", "")
+    return int(flag) if request.query_params.get("done") in UNDOABLE and flag.isdigit() else None
+
+
 def _candidate_spans(title: str, body: str, rules: Rules, view: queries.ListingView) -> dict[str, list[Span]]:
     """Every candidate serial the analyser sees, with the stored (recorded) spans taking precedence."""
     spans: dict[str, list[Span]] = {"title": [], "body": []}
@@ -306,8 +340,8 @@ def _candidate_spans(title: str, body: str, rules: Rules, view: queries.ListingV
         for cand in instrument.candidates:
             chosen = instrument.serial_candidate == cand
             label = f"{instrument.model} serial" if chosen else f"candidate {cand.serial}"
-            if cand.cue:
-                label += f" after “{cand.cue}”"
+            if cand.cue and cand.cue.strip():
+                label += f" after “{cand.cue.strip()}”"
             spans[cand.field].append(Span(cand.start, cand.end, "candidate", label))
     # Numbers the analyser set aside (e.g. a body's plate number once the title gave a serial) still show.
     fields: tuple[tuple[Field, str], ...] = (("title", title), ("body", body))
@@ -317,7 +351,7 @@ def _candidate_spans(title: str, body: str, rules: Rules, view: queries.ListingV
         for cand in extract_serial_candidates(norm, name):
             start, end = original_span(origin, cand.start, cand.end, len(text))
             if (start, end) not in taken:
-                cue = f" after “{cand.cue}”" if cand.cue else ""
+                cue = f" after “{cand.cue.strip()}”" if cand.cue and cand.cue.strip() else ""
                 spans[name].append(Span(start, end, "candidate", f"candidate {cand.serial}{cue}"))
     return spans
 
@@ -396,22 +430,29 @@ async def _decide(request: Request, decision: Decision, done: str, fallback: str
         with session_scope(engine) as session:
             decision(session, form, user)
 
+    back = _local_next(str(form.get("next", "")), fallback)
     try:
         await run_in_threadpool(run)
+    except review.OutsideBlocks as exc:
+        # Keeping a serial outside the model's blocks is a second, explicit step with its own reason.
+        if _wants_json(request):
+            return JSONResponse({"ok": False, "error": str(exc), "force": True}, status_code=409)
+        force = {"serial": exc.serial, "model": _text(form, "model"), "reason": _text(form, "reason")}
+        context = {"message": str(exc), "back": back, "force": force, "action": str(request.url.path)}
+        return render(request, "force.html", context, status_code=409)
     except review.ReviewError as exc:
         if _wants_json(request):
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
-        return render(
-            request,
-            "error.html",
-            {"message": str(exc), "back": _local_next(str(form.get("next", "")), fallback)},
-            status_code=409,
-        )
-    target = _with_params(_local_next(str(form.get("next", "")), fallback), done=done, **ids)
+        return render(request, "error.html", {"message": str(exc), "back": back, "heading": "Not done"}, 409)
+    target = _with_params(back, done=done, **ids)
     if _wants_json(request):
-        return JSONResponse(
-            {"ok": True, "message": DONE_MESSAGES[done].format(**{"flag": "?", "appearance": "?", **ids})}
-        )
+        answer: dict[str, Any] = {
+            "ok": True,
+            "message": DONE_MESSAGES[done].format(**{"flag": "?", "appearance": "?", **ids}),
+        }
+        if done in UNDOABLE and "flag" in ids:
+            answer["undo"] = f"/flags/{ids['flag']}/reopen"
+        return JSONResponse(answer)
     return RedirectResponse(target, status_code=303)
 
 
@@ -452,7 +493,9 @@ async def correct(request: Request) -> Response:
         model = _text(form, "model") or None
         if serial is None and model is None:
             raise review.ReviewError("give the right serial (or model)")
-        review.correct(session, flag_id, user, config.rules, serial=serial, model=model, reason=_text(form, "reason"))
+        force = _text(form, "force") == "1"
+        reason = _text(form, "reason")
+        review.correct(session, flag_id, user, config.rules, serial=serial, model=model, reason=reason, force=force)
 
     return await _decide(request, decide, "correct", fallback, flag=flag_id)
 
@@ -475,6 +518,21 @@ async def dismiss(request: Request) -> Response:
         request,
         lambda s, f, u: review.dismiss(s, flag_id, u, _text(f, "note") or None),
         "dismiss",
+        fallback,
+        flag=flag_id,
+    )
+
+
+async def reopen(request: Request) -> Response:
+    """Take a decision back: the toast's undo (and `u`) sends `undo=1`; the listing page's reopen does not."""
+    flag_id = request.path_params["flag_id"]
+    fallback = await _flag_listing(request, flag_id)
+    form = await request.form()
+    undo = str(form.get("undo", "")) == "1"
+    return await _decide(
+        request,
+        lambda s, f, u: review.reopen(s, flag_id, u, _text(f, "note") or None, undo=undo),
+        "undo" if undo else "reopen",
         fallback,
         flag=flag_id,
     )
@@ -527,7 +585,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"ok": False, "error": detail}, status_code=status)
     if not hasattr(request.state, "csrf_seed"):
         return PlainTextResponse(detail, status_code=status)
-    return render(request, "error.html", {"message": detail, "back": "/"}, status_code=status)
+    heading = ERROR_TITLES.get(status, "Error")
+    return render(request, "error.html", {"message": detail, "back": "/", "heading": heading}, status_code=status)
 
 
 def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
@@ -544,6 +603,7 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
         Route("/flags/{flag_id:int}/model", change_model, methods=["POST"]),
         Route("/flags/{flag_id:int}/dismiss", dismiss, methods=["POST"]),
         Route("/flags/{flag_id:int}/note", note, methods=["POST"]),
+        Route("/flags/{flag_id:int}/reopen", reopen, methods=["POST"]),
         Route("/appearances/{appearance_id:int}/kind", mark_kind, methods=["POST"]),
         Route("/appearances/{appearance_id:int}/unit", mark_different_unit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -239,18 +239,19 @@ class ListingView:
 
 
 def fit_sentence(serial: str, model: str, rules: Rules) -> str:
-    """The check in the reviewer's words: "730144 fits Poly-61 (7nnnnn), not MS-20 (14nnnn, 439nnn)"."""
+    """The check in the reviewer's words, with the blocks described as the queue's flag message describes
+    them: "730144 fits Poly-61 (7nnnnn), not MS-10 (13nnnn from 130000)"."""
     if model not in rules.models:
         return f"{serial}: {model} is not a model the rules know"
     rule = rules.model(model)
-    own = f"{model} ({', '.join(b.pattern for b in rule.blocks)})"
-    fitting = rules.fits(model, serial)
+    own = f"{model} ({', '.join(b.describe() for b in rule.blocks)})"
+    fitting = rule.fitting_blocks(serial)
     if fitting:
-        return f"{serial} fits {model} ({', '.join(fitting)})"
+        return f"{serial} fits {model} ({', '.join(b.describe() for b in fitting)})"
     elsewhere: dict[str, list[str]] = {}
     for other, block in rules.models_fitting(serial):
         if other.name != model:
-            elsewhere.setdefault(other.name, []).append(block.pattern)
+            elsewhere.setdefault(other.name, []).append(block.describe())
     if not elsewhere:
         return f"{serial} fits no block of {own} nor of any other model"
     where = "; ".join(f"{name} ({', '.join(patterns)})" for name, patterns in elsewhere.items())
@@ -273,7 +274,7 @@ def listing_view(session: Session, listing_id: int, rules: Rules) -> ListingView
     for app in session.scalars(select(Appearance).where(Appearance.listing_id == listing_id).order_by(Appearance.id)):
         model, serial = app.instrument.model, app.instrument.serial
         rule = rules.models.get(model)
-        blocks = [(b.pattern, b.fits(serial)) for b in rule.blocks] if rule else []
+        blocks = [(b.describe(), b.fits(serial)) for b in rule.blocks] if rule else []
         appearances.append(
             AppearanceView(
                 app,

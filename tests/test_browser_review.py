@@ -112,3 +112,97 @@ def test_keyboard_correction_end_to_end(sqlite_url: str, rules: Rules) -> None:
         assert (entry.action, entry.note, entry.reviewer) == ("correct", "plate photo shows 140144", "browser")
         assert entry.at is not None
     engine.dispose()
+
+
+def _ingest(engine: Any, rules: Rules, *titles: str) -> None:
+    base = {"source": "reverb", "body": "", "posted_at": "2026-03-01T10:00:00Z", "price": "1100.00", "currency": "USD"}
+    for n, title in enumerate(titles, start=1):
+        with session_scope(engine) as session:
+            record = {**base, "url": f"https://reverb.com/item/{n}", "external_id": str(n), "title": title}
+            ingest_records(session, [record], rules, now=NOW + timedelta(hours=n))
+
+
+def _chip(page: Any, code: str) -> int:
+    return int(page.locator(f'.chips li[data-code="{code}"] b').inner_text())
+
+
+def test_undo_counts_force_and_phone_width(sqlite_url: str, rules: Rules) -> None:
+    """Issue 13 items 9 to 11 in the browser: the per-code count follows an in-place decision, `u` undoes it,
+    a correction outside the blocks asks for force with a reason, the queue fits 390 px, the listing page
+    words the blocks as the queue does, and a missing listing is "Not found"."""
+    sync_playwright = _need_browser()
+    from review.app import LOOPBACK_HOSTS, ReviewConfig
+    from review.screenshots import CHROMIUM_ARGS, running_server
+
+    engine = make_engine(sqlite_url)
+    upgrade_engine(engine)
+    _ingest(engine, rules, "Korg MS-20 SN 730144", "Korg MS-20 SN 121234", "Korg MS-10 SN 129999")
+    with session_scope(engine) as session:
+        flags = {f.listing_id: (f.id, f.code) for f in session.scalars(select(Flag))}
+    code = flags[3][1]
+    config = ReviewConfig(sqlite_url, rules, reviewer="browser", allowed_hosts=LOOPBACK_HOSTS)
+    with running_server(config) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url + "/")
+            assert page.locator("tr.item").count() == 3
+            # a phone: nothing wider than the screen, the decisions within reach
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            confirm = page.locator(f"#flag-{flags[3][0]} button[data-key=c]")
+            box = confirm.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390
+
+            before = _chip(page, code)
+            page.keyboard.press("j")  # the newest first: listing 3
+            assert page.locator("tr.item.selected").get_attribute("data-flag") == str(flags[3][0])
+            page.keyboard.press("c")
+            page.locator(f"#flag-{flags[3][0]}").wait_for(state="detached", timeout=10_000)
+            assert _chip(page, code) == before - 1
+            assert page.locator(".queue-head .count").inner_text() == "2"
+            assert page.locator(".toast button.undo").is_visible()
+            page.keyboard.press("u")
+            page.locator(f"#flag-{flags[3][0]}").wait_for(state="attached", timeout=10_000)
+            assert page.locator("tr.item").count() == 3 and _chip(page, code) == before
+
+            # force: the in-place correction turns into the explicit second step, with its own reason
+            for _ in range(3):
+                page.keyboard.press("j")
+            assert page.locator("tr.item.selected").get_attribute("data-flag") == str(flags[1][0])
+            page.keyboard.press("e")
+            page.keyboard.type("999999")
+            page.keyboard.press("Tab")
+            page.keyboard.type("plate photo")
+            page.keyboard.press("Enter")
+            page.locator("form.force-form").wait_for(timeout=10_000)
+            assert "use force to keep it" in page.locator(".force-box").inner_text()
+            page.locator("form.force-form button").click()  # no reason yet: the browser asks for one
+            assert page.locator("form.force-form").count() == 1
+            page.locator("form.force-form input[name=reason]").fill("the plate photo is clear")
+            page.locator("form.force-form button").click()
+            page.wait_for_url("**/?done=correct*", timeout=10_000)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+            # the listing page words the blocks as the queue does, spaced, and can reopen
+            page.goto(f"{url}/listing/2")
+            assert "GT-6 (12nnnn (uncertain))" in page.locator(".appearance .fit").first.inner_text()
+            assert "1100.00 USD (this listing)" in page.locator(".timeline li.this").first.inner_text()
+            page.goto(f"{url}/listing/3")
+            assert "13nnnn from 130000" in page.locator(".appearance .fit").first.inner_text()
+            page.goto(f"{url}/listing/999")
+            assert page.title().startswith("Not found")
+            assert not [e for e in errors if "Content Security Policy" in e], errors
+        finally:
+            browser.close()
+
+    with session_scope(engine) as session:
+        corrected = session.get(Flag, flags[1][0])
+        assert corrected is not None and corrected.status == "corrected"
+        actions = [(e.action, e.flag_id) for e in session.scalars(select(ReviewLog).order_by(ReviewLog.id))]
+        assert actions == [("confirm", flags[3][0]), ("undo", flags[3][0]), ("correct", flags[1][0])]
+        forced = session.scalars(select(ReviewLog).where(ReviewLog.action == "correct")).one()
+        assert (forced.note, forced.new_value["forced"]) == ("the plate photo is clear", True)
+        assert session.get(Flag, flags[3][0]).status == "open"  # type: ignore[union-attr]
+    engine.dispose()

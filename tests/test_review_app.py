@@ -311,7 +311,8 @@ def test_mark_appearance_kind(client: TestClient, ingest: Ingest, engine: Engine
 def test_in_place_decision_answers_json(client: TestClient, engine: Engine, flagged: int) -> None:
     token = csrf_of(client)
     response = client.post(f"/flags/{flagged}/confirm", data={"csrf": token}, headers={"Accept": "application/json"})
-    assert response.status_code == 200 and response.json() == {"ok": True, "message": f"Flag {flagged} confirmed."}
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "message": f"Flag {flagged} confirmed.", "undo": f"/flags/{flagged}/reopen"}
     again = client.post(f"/flags/{flagged}/confirm", data={"csrf": token}, headers={"Accept": "application/json"})
     assert again.status_code == 409 and "already confirmed" in again.json()["error"]
 
@@ -417,7 +418,7 @@ def test_serve_refuses_the_network_without_a_token(
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.append(kw))
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "refusing to serve on 0.0.0.0" in result.output and ran == []
-    monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", "s3cret")
+    monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", "k7Qm2xVr9pLw4ZtN8bYc")
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert ran[0]["host"] == "0.0.0.0" and ran[0]["port"] == 8123
@@ -526,3 +527,111 @@ def test_different_unit_button(db_url: str, rules: Rules) -> None:
         assert again.status_code == 409 and "no other sighting" in again.text
     finally:
         engine.dispose()
+
+
+# --- undo, reopen and force (issue 13 items 9 and 10) ----------------------------------------------------
+
+JSON = {"Accept": "application/json"}
+
+
+def test_undo_after_an_in_place_decision(client: TestClient, engine: Engine, flagged: int) -> None:
+    """The toast's undo (and `u`) posts the URL the decision answered with; the log keeps both entries."""
+    token = csrf_of(client)
+    answer = client.post(f"/flags/{flagged}/dismiss", data={"csrf": token}, headers={"Accept": "application/json"})
+    undo = client.post(answer.json()["undo"], data={"csrf": token, "undo": "1"}, headers=JSON)
+    assert undo.status_code == 200 and undo.json()["message"] == f"Decision on flag {flagged} undone."
+    assert flag_of(engine, flagged).status == "open"
+    assert log_actions(engine) == [("dismiss", "tester"), ("undo", "tester")]
+    assert f'id="flag-{flagged}"' in client.get("/").text  # back in the queue
+    again = client.post(
+        answer.json()["undo"], data={"csrf": token, "undo": "1"}, headers={"Accept": "application/json"}
+    )
+    assert again.status_code == 409 and "is open" in again.json()["error"]
+
+
+def test_the_flash_after_a_decision_offers_undo(client: TestClient, engine: Engine, flagged: int) -> None:
+    response = post(client, f"/flags/{flagged}/confirm", next="/listing/1")
+    html = client.get(response.headers["location"]).text
+    form = re.search(r'<form method="post" action="/flags/(\d+)/reopen" class="undo-form">(.*?)</form>', html, re.S)
+    assert form and form.group(1) == str(flagged)
+    assert 'name="undo" value="1"' in form.group(2) and 'data-key="u"' in form.group(2)
+    undone = post(client, f"/flags/{flagged}/reopen", undo="1", next="/listing/1")
+    assert undone.headers["location"] == f"/listing/1?done=undo&flag={flagged}"
+    assert "undo-form" not in client.get(undone.headers["location"]).text  # an undo is not undone by `u`
+    assert flag_of(engine, flagged).status == "open"
+
+
+def test_reopen_from_the_listing_page(client: TestClient, engine: Engine, flagged: int) -> None:
+    assert f'action="/flags/{flagged}/reopen"' not in client.get("/listing/1").text  # open: nothing to reopen
+    post(client, f"/flags/{flagged}/correct", serial="140144", reason="plate photo shows 140144")
+    html = client.get("/listing/1").text
+    assert re.search(rf'<form method="post" action="/flags/{flagged}/reopen" class="reopen-form">', html)
+    response = post(client, f"/flags/{flagged}/reopen", note="plate photo is of another unit", next="/listing/1")
+    assert response.headers["location"] == f"/listing/1?done=reopen&flag={flagged}"
+    assert flag_of(engine, flagged).status == "open"
+    assert log_actions(engine) == [("correct", "tester"), ("reopen", "tester")]
+    with session_scope(engine) as session:
+        serial = session.scalar(select(Instrument.serial).join(Appearance).where(Appearance.listing_id == 1))
+        assert serial == "730144"  # the correction was taken back
+    html = client.get(response.headers["location"]).text
+    assert f"Flag {flagged} reopened." in html and "plate photo is of another unit" in html
+
+
+def test_force_is_a_second_explicit_step(client: TestClient, engine: Engine, flagged: int) -> None:
+    first = post(client, f"/flags/{flagged}/correct", serial="999999", reason="plate photo", next="/listing/1")
+    assert first.status_code == 409 and flag_of(engine, flagged).status == "open"
+    form = re.search(
+        r'<form method="post" action="(/flags/\d+/correct)" class="force-form">(.*?)</form>', first.text, re.S
+    )
+    assert form and form.group(1) == f"/flags/{flagged}/correct"
+    assert 'name="force" value="1"' in form.group(2) and 'name="serial" value="999999"' in form.group(2)
+    assert re.search(r'<input name="reason" required', form.group(2))  # the reason is asked for again
+    no_reason = post(client, f"/flags/{flagged}/correct", serial="999999", force="1", reason=" ")
+    assert no_reason.status_code == 409 and flag_of(engine, flagged).status == "open"
+    kept = post(client, f"/flags/{flagged}/correct", serial="999999", force="1", reason="plate is clear", next="/")
+    assert kept.status_code == 303 and flag_of(engine, flagged).status == "corrected"
+    with session_scope(engine) as session:
+        (entry,) = session.scalars(select(ReviewLog)).all()
+        assert (entry.note, entry.new_value["forced"]) == ("plate is clear", True)
+        assert entry.new_value["appearance"]["serial"] == "999999"
+
+
+def test_force_asked_in_place_answers_json(client: TestClient, flagged: int) -> None:
+    token = csrf_of(client)
+    answer = client.post(
+        f"/flags/{flagged}/correct",
+        data={"csrf": token, "serial": "999999", "reason": "guess"},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 409 and answer.json()["force"] is True  # the page then asks, as a page
+
+
+# --- what the page says (issue 13 item 11) ---------------------------------------------------------------
+
+
+def test_listing_flag_message_describes_blocks_as_the_queue_does(client: TestClient, ingest: Ingest) -> None:
+    ingest(record(1, "Korg MS-10 SN 129999"), record(2, "Korg MS-20 SN 121234"))
+    for listing in (1, 2):
+        html = client.get(f"/listing/{listing}").text
+        fit = re.search(r'<p class="fit">(.*?)</p>', html, re.S)
+        assert fit
+        if listing == 1:
+            assert "MS-10 (13nnnn from 130000)" in fit.group(1)
+        else:
+            assert "GT-6 (12nnnn (uncertain))" in fit.group(1)
+    queue = client.get("/").text
+    assert "13nnnn from 130000" in queue and "(uncertain)" in queue
+
+
+def test_price_and_this_listing_are_spaced(client: TestClient, ingest: Ingest) -> None:
+    ingest(record(1, "Korg MS-20 SN 730144", price="1100.00", currency="USD"))
+    text = re.sub(r"<[^>]+>", "", client.get("/listing/1").text)
+    assert re.search(r"1100\.00 USD\s+\(this listing\)", text)
+
+
+def test_error_pages_are_titled_by_what_happened(client: TestClient, flagged: int) -> None:
+    missing = client.get("/listing/999")
+    assert missing.status_code == 404 and "<title>Not found — korgwatch review</title>" in missing.text
+    refused = post(client, f"/flags/{flagged}/dismiss")
+    assert refused.status_code == 303
+    assert "<title>Not done — korgwatch review</title>" in post(client, f"/flags/{flagged}/dismiss").text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,7 @@ def serve(
 
     from pipeline.rules import RulesError, load_rules
     from review.app import LOOPBACK_HOSTS, ReviewConfig, create_app, is_loopback
+    from review.auth import weak_token_reason
 
     token = review_token(token_file)
     loopback = is_loopback(host)
@@ -55,6 +57,13 @@ def serve(
         typer.echo(
             f"refusing to serve on {host}: anyone on the network could decide flags. "
             f"Set {TOKEN_ENV} (or --token-file) to require a password, or use --host 127.0.0.1.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    weak = weak_token_reason(token) if token is not None and not loopback else None
+    if weak:
+        typer.echo(
+            f"refusing to serve on {host}: {weak}. Use a long random one, e.g. {TOKEN_ENV}={secrets.token_urlsafe(24)}",
             err=True,
         )
         raise typer.Exit(2)

@@ -22,13 +22,59 @@
     return all[selected];
   }
 
-  function toast(text, bad) {
+  var lastUndo = null;  // the reopen URL of this page's last in-place decision (the toast's undo, key u)
+
+  function toast(text, bad, undoUrl) {
     var el = document.createElement("div");
     el.className = "toast" + (bad ? " bad" : "");
     el.setAttribute("role", "status");
-    el.textContent = text;  // text, never HTML
+    var words = document.createElement("span");
+    words.textContent = text;  // text, never HTML
+    el.appendChild(words);
+    if (undoUrl) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "small undo";
+      button.textContent = "Undo (u)";
+      button.addEventListener("click", function () { undo(); });
+      el.appendChild(document.createTextNode(" "));
+      el.appendChild(button);
+    }
     document.body.appendChild(el);
-    setTimeout(function () { el.remove(); }, bad ? 6000 : 2500);
+    setTimeout(function () { el.remove(); }, bad || undoUrl ? 8000 : 2500);
+  }
+
+  function csrf() {
+    var meta = document.querySelector("meta[name=csrf-token]");
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // Take the last decision back: a new entry in the review log, the flag open again; the page reloads so
+  // the row and the counts come back as the server has them.
+  function undo() {
+    if (!lastUndo) {
+      var form = document.querySelector("form.undo-form");
+      if (form) { form.requestSubmit ? form.requestSubmit() : form.submit(); }
+      return;
+    }
+    var body = new FormData();
+    body.append("csrf", csrf());
+    body.append("undo", "1");
+    var url = lastUndo;
+    lastUndo = null;
+    fetch(url, {
+      method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (response) {
+      return response.json().catch(function () { return { ok: false, error: "HTTP " + response.status }; });
+    }).then(function (answer) {
+      if (!answer.ok) { toast(answer.error || "not undone", true); return; }
+      location.reload();
+    });
+  }
+
+  function countDown(selector) {
+    var counter = document.querySelector(selector);
+    if (counter) { counter.textContent = String(Math.max(0, parseInt(counter.textContent, 10) - 1)); }
   }
 
   function help(show) {
@@ -51,14 +97,16 @@
     }).then(function (response) {
       return response.json().catch(function () { return { ok: false, error: "HTTP " + response.status }; });
     }).then(function (answer) {
+      if (!answer.ok && answer.force) { form.submit(); return; }  // the explicit second step, as a page
       if (!answer.ok) { toast(answer.error || "not done", true); return; }
-      toast(answer.message || "done");
+      lastUndo = answer.undo || null;
+      toast(answer.message || "done", false, lastUndo);
       if (row) {
         var index = items().indexOf(row);
         row.remove();
-        var counter = document.querySelector(".queue-head .count");
-        if (counter) { counter.textContent = String(Math.max(0, parseInt(counter.textContent, 10) - 1)); }
-        if (items().length) { select(index); } else { location.reload(); }
+        countDown(".queue-head .count");
+        if (row.dataset.code) { countDown('.chips li[data-code="' + row.dataset.code + '"] b'); }
+        if (items().length) { select(index); } else if (!lastUndo) { location.reload(); }
       }
     }).catch(function () { form.submit(); });  // network trouble: fall back to the plain POST
   });
@@ -98,6 +146,7 @@
         if (!field) { return; }
         field.focus();
         break;
+      case "u": undo(); break;
       case "?": help(); break;
       default: return;
     }
