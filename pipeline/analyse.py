@@ -133,7 +133,8 @@ class Analyser:
                 )
             else:
                 candidates = title_candidates + body_candidates if body_candidates else title_candidates
-                foreign = self._other_models_serials(model, body_candidates, b_norm, b_low, korg_named)
+                foreign = self._other_models_serials(model, title_candidates, body_candidates, b_norm, b_low,
+                                                     korg_named)
                 instruments = (self._instrument(model, mentions[0], candidates, foreign),)
         else:
             assigned = _assign(models, mentions, title_candidates, body_candidates, title_mentions + body_mentions,
@@ -150,15 +151,20 @@ class Analyser:
         return any(m.target.kind == "exclusion" and m.target.name in related and m.start < model_start
                    for m in matches)
 
-    def _other_models_serials(self, model: ModelRule, body_candidates: list[SerialCandidate], body: str,
-                              lowered: str, korg_named: bool) -> frozenset[str]:
+    def _other_models_serials(self, model: ModelRule, title_candidates: list[SerialCandidate],
+                              body_candidates: list[SerialCandidate], body: str, lowered: str,
+                              korg_named: bool) -> frozenset[str]:
         """Cued body serials that belong to another model the body names right before them.
 
         "Also for sale: a Korg Poly-61, its plate reads 702650" is the Poly-61's plate, not a second reading of
         the title unit's: it must not make a title/body mismatch. The body is scanned for names only when a cued
-        body serial does not fit the listing's model, which is rare.
+        body serial is not the title's and does not fit the listing's model, which is rare.
         """
-        strangers = [c for c in body_candidates if c.cue and not self.fitting_blocks(model, c.serial)]
+        if not body_candidates:
+            return frozenset()
+        in_title = {c.serial for c in title_candidates}
+        strangers = [c for c in body_candidates
+                     if c.cue and c.serial not in in_title and not self.fitting_blocks(model, c.serial)]
         if not strangers:
             return frozenset()
         kept, _ = resolve(self.matcher.find(body, lowered), body, korg_named)
