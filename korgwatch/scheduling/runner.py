@@ -223,13 +223,13 @@ class CrawlRunner(StoreEngine):
         report = _read_json(work / "runs.json")
         with session_scope(self.engine) as session:
             rows = history.runs_since(session, source, before)
-            if rows:
+            if rows and rows[-1].outcome is not None:
                 row = rows[-1]
                 if report and report.get("listings_unchanged") is not None:
                     history.set_listings_unchanged(session, row.id, int(report["listings_unchanged"]))
                 logger.info("crawl %s finished: %s (exit %d, run %d)", source, row.outcome, returncode, row.id)
                 return CrawlResult(source, pid, returncode, row.outcome, "crawl", row.id, "recorded by the crawl")
-            if returncode == 0 and report and report.get("outcome") == "skipped":
+            if report and report.get("outcome") in ("skipped", "busy"):
                 message = "; ".join(report.get("messages") or []) or "skipped"
                 logger.warning("crawl %s skipped: %s", source, message)
                 return CrawlResult(source, pid, returncode, None, None, None, message)
@@ -245,14 +245,17 @@ class CrawlRunner(StoreEngine):
                 outcome, reason = "failed", f"crashed: exit status {returncode} without recording a run"
             tail = _tail(work / "stderr.log") or _tail(work / "stdout.log")
             log_tail = f"SCHEDULER {reason}" + (f"\n{tail}" if tail else "")
-            run_id = history.record_run(
-                session,
-                source,
-                started_at=started_at,
-                finished_at=datetime.now(UTC),
-                outcome=outcome,
-                log_tail=log_tail,
-            )
+            if rows:  # the crawl opened its run at its start and was stopped before closing it
+                run_id = history.close_run(session, rows[-1].id, outcome=outcome, log_tail=log_tail)
+            else:
+                run_id = history.record_run(
+                    session,
+                    source,
+                    started_at=started_at,
+                    finished_at=datetime.now(UTC),
+                    outcome=outcome,
+                    log_tail=log_tail,
+                )
         logger.warning("crawl %s %s: %s (run %d)", source, outcome, reason, run_id)
         return CrawlResult(source, pid, returncode, outcome, "scheduler", run_id, reason)
 
