@@ -43,6 +43,8 @@ INGEST_STATS = "korgwatch/ingest"
 # Listings taken but not yet stored (or dead-lettered): a worker is busy while any wait, so that their run
 # does not close before they are in the store.
 UNSTORED_STAT = "korgwatch/unstored"
+# What made the run fail whatever else it did (crawler.run reads it): listings neither stored nor kept.
+FATAL_STAT = "korgwatch/fatal"
 STORE_RETRIES = 6  # after the first attempt; with the pauses below, about a minute of waiting
 STORE_RETRY_BASE = 1.0
 STORE_RETRY_MAX = 30.0
@@ -70,6 +72,15 @@ def transient(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
+
+
+class ListingsLost(Exception):
+    """A batch the store refused could not be kept as a dead letter either (a full disk): the run must fail."""
+
+    def __init__(self, reason: str, summary: IngestSummary) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.summary = summary
 
 
 class IngestPipeline:
@@ -142,7 +153,11 @@ class IngestPipeline:
         for run, record in batch:
             by_run[run].append(record)
         for run, records in by_run.items():
-            part = await asyncio.to_thread(self._ingest, records)
+            try:
+                part = await asyncio.to_thread(self._ingest, records)
+            except ListingsLost as lost:
+                self._fail_run(lost.reason)
+                part = lost.summary
             self.crawler.stats.inc_value(UNSTORED_STAT, -len(records))
             self.summary.add(part)
             for error in part.errors:
@@ -178,9 +193,26 @@ class IngestPipeline:
                 )
                 time.sleep(pause)
 
+    def _fail_run(self, reason: str) -> None:
+        """Listings were lost: the run fails (`failed`, exit non-zero, the reason in `runs`) and stops now."""
+        stats = self.crawler.stats
+        stats.set_value(FATAL_STAT, [*(stats.get_value(FATAL_STAT) or []), reason])
+        logger.critical("%s", reason, extra={"spider": self.crawler.spider})
+        engine = self.crawler.engine
+        if engine is not None and engine.running:  # not awaited: closing may be what is flushing this batch
+            deferred_from_coro(engine.close_spider_async(reason="listings_lost"))
+
     def _dead(self, batch: list[ListingRecord], exc: SQLAlchemyError, attempts: int) -> IngestSummary:
         message = short_error(exc)
-        path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
+        try:
+            path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
+        except OSError as write_error:
+            reason = (
+                f"{len(batch)} listings lost: the store refused them ({message}) and the dead letter could not be "
+                f"written in {self.dead_letters}: {write_error.strerror or write_error}"
+            )
+            summary = IngestSummary(batches_failed=1, errors=[reason])
+            raise ListingsLost(reason, summary) from write_error
         self.crawler.stats.inc_value("korgwatch/dead_letters", len(batch))
         return IngestSummary(
             batches_failed=1,

@@ -30,7 +30,7 @@ from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.monitors import FAILURES_STAT
-from crawler.pipelines import INGEST_STATS
+from crawler.pipelines import FATAL_STAT, INGEST_STATS
 from crawler.settings import crawl_settings
 from crawler.sources import CrawlConfig, SourceConfig, SourcesError, load_sources
 from crawler.spiders.base import KorgSpider
@@ -152,10 +152,6 @@ def resolve_base_urls(sources: Sequence[str], base_url: str | None, pairs: Seque
             raise ValueError(f"--base-url {pair!r}: expected SOURCE=URL")
         result[name] = url.rstrip("/")
     return result
-
-
-#: Stat listing what made the run fail whatever else it did (e.g. listings neither stored nor dead-lettered).
-FATAL_STAT = "korgwatch/fatal"
 
 
 def _outcome(stats: dict[str, Any], pages: int, failures: list[str], errors: int) -> str:
