@@ -14,12 +14,12 @@ import logging
 import os
 import sys
 from collections import defaultdict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -28,6 +28,8 @@ from rich.table import Table
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from crawler.monitors import FAILURES_STAT
 from crawler.pipelines import FATAL_STAT, INGEST_STATS
@@ -51,6 +53,8 @@ SPIDERS: dict[str, type[KorgSpider]] = {
     "jsonld": JsonldSpider,
 }
 LOG_TAIL_LINES = 40
+_T = TypeVar("_T")
+LOCKED_RETRIES = 3  # busy timeouts a finished crawl waits to record its run before giving up with one line
 _reactor_used = False
 
 
@@ -215,32 +219,53 @@ def lost_work(run: SourceRun) -> bool:
 
 def record_crawl_run(db_url: str, run: SourceRun, run_id: int | None = None) -> int:
     """Close the run's row opened at its start (`run_id`), or insert one; returns its id. One transaction."""
-    from db.engine import make_engine, session_scope
-    from db.ingest import ensure_sources
-    from db.models import CrawlRun
+    from db.engine import make_engine
 
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as session:
-            row = session.get(CrawlRun, run_id) if run_id is not None else None
-            if row is None:
-                source_id = ensure_sources(session, [run.source])[run.source]
-                row = CrawlRun(source_id=source_id, started_at=run.started_at)
-                session.add(row)
-            row.finished_at = run.finished_at
-            row.outcome = run.outcome
-            row.pages = run.pages
-            row.listings_new = run.listings_new
-            row.listings_updated = run.listings_updated
-            row.listings_unchanged = run.listings_unchanged
-            row.flags_raised = run.flags_raised
-            row.errors = run.errors
-            row.log_tail = run.log_tail or None
-            row.incomplete = lost_work(run)
-            session.flush()
-            return row.id
+        return _retry_while_locked(lambda: _write_crawl_run(engine, run, run_id), f"recording the {run.source} run")
     finally:
         engine.dispose()
+
+
+def _retry_while_locked(write: Callable[[], _T], what: str) -> _T:
+    """Another writer holding the SQLite lock past the busy timeout: say so in one line and wait again."""
+    from db.engine import store_locked
+
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except OperationalError as exc:
+            if not store_locked(exc) or attempt >= LOCKED_RETRIES:
+                raise
+            logger.warning("%s: the store is locked by another writer; waiting again (%d)", what, attempt)
+            attempt += 1
+
+
+def _write_crawl_run(engine: Engine, run: SourceRun, run_id: int | None) -> int:
+    from db.engine import session_scope
+    from db.ingest import ensure_sources
+    from db.models import CrawlRun
+
+    with session_scope(engine) as session:
+        row = session.get(CrawlRun, run_id) if run_id is not None else None
+        if row is None:
+            source_id = ensure_sources(session, [run.source])[run.source]
+            row = CrawlRun(source_id=source_id, started_at=run.started_at)
+            session.add(row)
+        row.finished_at = run.finished_at
+        row.outcome = run.outcome
+        row.pages = run.pages
+        row.listings_new = run.listings_new
+        row.listings_updated = run.listings_updated
+        row.listings_unchanged = run.listings_unchanged
+        row.flags_raised = run.flags_raised
+        row.errors = run.errors
+        row.log_tail = run.log_tail or None
+        row.incomplete = lost_work(run)
+        session.flush()
+        return row.id
 
 
 def open_local_run(db_url: str, source: str, full: bool) -> LocalRun:
@@ -248,10 +273,13 @@ def open_local_run(db_url: str, source: str, full: bool) -> LocalRun:
     from db.engine import make_engine, session_scope
     from db.run_ledger import begin_local_run
 
+    def begin() -> LocalRun:
+        with session_scope(engine) as session:
+            return begin_local_run(session, source, datetime.now(UTC), full=full)
+
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as session:
-            local = begin_local_run(session, source, datetime.now(UTC), full=full)
+        local = _retry_while_locked(begin, f"recording the start of the {source} run")
     finally:
         engine.dispose()
     for run_id in local.interrupted:
@@ -477,8 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
+    from db.engine import locked_message, store_locked
     from korgwatch.paths import default_db_url
 
+    db_url = args.db or default_db_url()
     try:
         config = load_sources(args.config)
         names = [s.name for s in config.enabled()] if args.all else list(args.sources)
@@ -493,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides[key] = value
         options = CrawlOptions(
             sources=names,
-            db_url=args.db or default_db_url(),
+            db_url=db_url,
             base_urls=resolve_base_urls(names, args.base_url, args.source_url),
             full=args.full,
             jobdir=args.jobdir,
@@ -506,6 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourcesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OperationalError as exc:
+        if not store_locked(exc):
+            raise
+        print(locked_message(db_url), file=sys.stderr)
+        return 1
     print_report(runs, Console(stderr=True))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in runs], indent=2), encoding="utf-8")

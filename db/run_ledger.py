@@ -131,19 +131,26 @@ FOREIGN_LEASE_HOURS = 24
 
 
 def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux /proc): with the pid, unique over a boot."""
+    """The process's start time in clock ticks since boot (Linux /proc): with the pid, unique over a boot.
+
+    "" for a zombie (dead, not yet reaped by its parent), None when /proc cannot say.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return ""
     except OSError:
         return None
     fields_after_name = stat.rpartition(")")[2].split()
+    if not fields_after_name or fields_after_name[0] in ("Z", "X"):
+        return ""
     return fields_after_name[19] if len(fields_after_name) > 19 else None
 
 
 def process_owner(pid: int | None = None) -> str:
     """`host:pid:start-ticks` of this (or another local) process: a pid reused later does not match it."""
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '0'}"
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '0'}"  # '0': no /proc, the pid alone
 
 
 def owner_alive(owner: str) -> bool | None:
@@ -156,6 +163,8 @@ def owner_alive(owner: str) -> bool | None:
         return None
     pid = int(pid_text)
     current = _start_ticks(pid)
+    if current == "":
+        return False
     if current is not None:
         return ticks in ("0", current)
     try:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,9 @@ class HeldPage:
         return Response(sample("matrixsynth/feed_posts_default_page2_last.atom.xml"), content_type=ATOM)
 
 
-@pytest.fixture
-def held_site() -> Iterator[tuple[LoopbackSite, HeldPage]]:
+@contextmanager
+def held_loopback() -> Iterator[tuple[LoopbackSite, HeldPage]]:
+    """The loopback site with matrixsynth's last page held (released at the end whatever happens)."""
     held = HeldPage()
     with loopback_site() as site:
         mount_samples(site)
@@ -61,6 +63,12 @@ def held_site() -> Iterator[tuple[LoopbackSite, HeldPage]]:
             yield site, held
         finally:
             held.release.set()
+
+
+@pytest.fixture
+def held_site() -> Iterator[tuple[LoopbackSite, HeldPage]]:
+    with held_loopback() as site_and_page:
+        yield site_and_page
 
 
 def start_crawl(tmp_path: Path, config: Path, db_url: str, name: str) -> subprocess.Popen[str]:

@@ -93,11 +93,11 @@ class KorgSpider(scrapy.Spider):
         """Read the source's stored listings once: unchanged ones cost no detail request and stop paging."""
         if not self.db_url:
             return
-        from db.engine import make_engine, session_scope
+        from db.engine import make_engine, read_scope
 
         engine = make_engine(self.db_url)
         try:
-            with session_scope(engine) as session:
+            with read_scope(engine) as session:
                 self.known = load_known_listings(session, self.source.name)
         finally:
             engine.dispose()

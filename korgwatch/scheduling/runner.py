@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +31,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from db.engine import make_engine, session_scope
+from db.engine import make_engine, read_scope, session_scope
+from db.run_ledger import running_local_run
 from korgwatch.scheduling import history
+from korgwatch.scheduling.children import die_with_parent, make_work_dir
 from korgwatch.scheduling.config import ScheduleConfig, format_duration
 
 logger = logging.getLogger("korgwatch.scheduler")
@@ -154,9 +155,14 @@ class CrawlRunner(StoreEngine):
         if job is None:
             logger.error("crawl %s: not in %s; remove the job or add the source", source, self.config.path)
             return None
-        work = Path(tempfile.mkdtemp(prefix=f"korgwatch-crawl-{source}-"))
+        with read_scope(self.engine) as session:
+            holder = running_local_run(session, source)
+        if holder is not None:  # the lease is in the database: it holds across scheduler restarts
+            logger.warning("crawl %s not started: run %d (process %s) is still running", source, *holder)
+            return None
+        work = make_work_dir(source)
         try:
-            with session_scope(self.engine) as session:
+            with read_scope(self.engine) as session:
                 before = history.last_run_id(session, source)
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "KORGWATCH_DB": self.db_url}
             env.update(self.extra_env)
@@ -171,7 +177,13 @@ class CrawlRunner(StoreEngine):
                 started_at = datetime.now(UTC)
                 with open(work / "stdout.log", "wb") as out, open(work / "stderr.log", "wb") as err:
                     process = subprocess.Popen(
-                        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent(),
                     )
                 running = _Running(source, process, time.monotonic())
                 self._running[source] = running
