@@ -29,7 +29,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawler.monitors import FAILURES_STAT
 from crawler.pipelines import FATAL_STAT, INGEST_STATS
@@ -505,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    from db.engine import locked_message, store_locked
+    from db.engine import store_error_message
     from korgwatch.paths import default_db_url
 
     db_url = args.db or default_db_url()
@@ -536,10 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourcesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OperationalError as exc:
-        if not store_locked(exc):
-            raise
-        print(locked_message(db_url), file=sys.stderr)
+    except SQLAlchemyError as exc:  # the store locked, full or gone: one line, not a traceback
+        print(store_error_message(db_url, exc), file=sys.stderr)
         return 1
     print_report(runs, Console(stderr=True))
     if args.json:

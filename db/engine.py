@@ -122,10 +122,15 @@ def store_locked(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig or exc)
 
 
-def locked_message(url: str) -> str:
-    """The one line a command prints when a writer could not get the store's lock in time."""
-    waited = busy_timeout_ms() / 1000
-    return (
-        f"error: {make_url(url).render_as_string(hide_password=True)}: the store is locked by another writer "
-        f"(waited {waited:g} s); nothing was written: try again when it is done (or raise {BUSY_TIMEOUT_ENV})"
-    )
+def store_error_message(url: str, exc: BaseException) -> str:
+    """The one line a command prints when the store fails it: locked past the busy timeout, full, or gone."""
+    where = make_url(url).render_as_string(hide_password=True)
+    if store_locked(exc):
+        waited = busy_timeout_ms() / 1000
+        return (
+            f"error: {where}: the store is locked by another writer (waited {waited:g} s): "
+            f"try again when it is done (or raise {BUSY_TIMEOUT_ENV})"
+        )
+    original = getattr(exc, "orig", None) or exc
+    detail = " ".join(str(original).split())[:300]
+    return f"error: {where}: the store failed: {type(original).__name__}: {detail}"

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_crawl_support import CrawlResult, loopback_site, mount_samples, run_crawl, write_sources
+from test_crawl_support import REPO_ROOT, CrawlResult, loopback_site, mount_samples, run_crawl, write_sources
 
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
@@ -30,10 +32,9 @@ REFUSE_LISTINGS = (
 )
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A private 256 KiB tmpfs, filled: every new byte written in it fails with ENOSPC."""
-    mountpoint = tmp_path / "full"
+@contextlib.contextmanager
+def tmpfs(mountpoint: Path) -> Iterator[Path]:
+    """A private 256 KiB tmpfs at `mountpoint`, unmounted afterwards; a skip with the reason if not allowed."""
     mountpoint.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k", "korgwatch-test", str(mountpoint)],
@@ -43,15 +44,26 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or mounted.returncode}): no full disk")
     try:
-        with contextlib.suppress(OSError), (mountpoint / "filler").open("wb", buffering=0) as filler:
-            while True:
-                filler.write(b"\0" * 4096)
-        with pytest.raises(OSError) as full:
-            (mountpoint / "probe").write_bytes(b"x" * 4096)
-        assert full.value.errno == errno.ENOSPC
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def fill(mountpoint: Path) -> None:
+    """Write until the file system is full: every new byte in it then fails with ENOSPC."""
+    with contextlib.suppress(OSError), (mountpoint / "filler").open("wb", buffering=0) as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+    with pytest.raises(OSError) as full:
+        (mountpoint / "probe").write_bytes(b"x" * 4096)
+    assert full.value.errno == errno.ENOSPC
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "full") as mountpoint:
+        fill(mountpoint)
+        yield mountpoint
 
 
 def crawl(tmp_path: Path, db_url: str, *settings: str, name: str) -> CrawlResult:
@@ -159,3 +171,20 @@ def test_a_dead_letter_refused_with_enospc_fails_the_run_without_mounting(tmp_pa
         name="devfull",
     )
     check_run_failed_loudly(result, sqlite_url)
+
+
+def test_a_store_on_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "full") as mountpoint, loopback_site() as site:
+        mount_samples(site)
+        config = write_sources(tmp_path / "sources.yaml", site)
+        db_url = f"sqlite:///{mountpoint / 'korgwatch.sqlite'}"
+        upgrade(db_url)
+        fill(mountpoint)
+        argv = [sys.executable, "-m", "crawler.run", "matrixsynth", "--config", str(config), "--db", db_url]
+        env = {**os.environ, "KORGWATCH_DATA_DIR": str(tmp_path / "data")}
+        done = subprocess.run(
+            [*argv, "--impolite", "--no-progress"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("the store failed: OperationalError: database or disk is full")

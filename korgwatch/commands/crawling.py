@@ -15,11 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawls
 from crawler.sources import SourcesError, load_sources
-from db.engine import locked_message, store_locked
+from db.engine import store_error_message
 from korgwatch.paths import data_dir, default_db_url
 
 console = Console()
@@ -91,10 +91,8 @@ def crawl(
     except (SourcesError, ValueError) as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
-    except OperationalError as exc:
-        if not store_locked(exc):
-            raise
-        err_console.print(locked_message(db_url), highlight=False, markup=False, soft_wrap=True)
+    except SQLAlchemyError as exc:  # the store locked, full or gone: one line, not a traceback
+        err_console.print(store_error_message(db_url, exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     print_report(runs, console)
     if json_out is not None:
