@@ -148,3 +148,32 @@ def test_the_lease_holds_on_postgresql_while_its_holder_lives_and_passes_on_when
         assert len(local.interrupted) == 1 and local.full
     finally:
         engine.dispose()
+
+
+def test_a_crawl_killed_at_the_time_limit_is_closed_incomplete_and_the_next_crawl_recovers_it(
+    tmp_path: Path, held_site: tuple[LoopbackSite, HeldPage], sqlite_url: str
+) -> None:
+    from test_crawl_support import run_crawl
+
+    from db.migrate import upgrade
+
+    site, held = held_site
+    config = write_sources(tmp_path / "sources.yaml", site)
+    schedule = write_schedule(tmp_path, config)
+    data = yaml.safe_load(schedule.read_text(encoding="utf-8"))
+    data["defaults"]["time_limit"] = "8s"  # the crawl waits on the held page until the limit kills it
+    schedule.write_text(yaml.safe_dump(data), encoding="utf-8")
+    upgrade(sqlite_url)
+    runner = CrawlRunner(load_schedule(schedule), sqlite_url)
+    try:
+        result = runner.run("matrixsynth")
+    finally:
+        runner.close()
+    assert result is not None and (result.outcome, result.recorded_by) == ("timed_out", "scheduler")
+    assert [row[1:] for row in runs(sqlite_url)] == [("timed_out", False, True)]  # its own row, closed, incomplete
+
+    held.release.set()
+    again = run_crawl(tmp_path, ["matrixsynth"], config, sqlite_url, "--impolite", name="again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [row[1:] for row in runs(sqlite_url)][-1] == ("ok", True, False)  # paged in full to recover
+    assert again.runs["matrixsynth"]["pages"] == 2
