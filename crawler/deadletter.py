@@ -36,9 +36,24 @@ def write_dead_letters(
 ) -> Path:
     """Append the records to their source's file of the day (fsynced: the store is down, this is all we have).
 
-    Raises OSError when they cannot be written whole (a full disk): then nothing of them is left in the file.
+    Raises DeadLetterUnwritable when they cannot be written whole (a full disk): nothing of them is left in the
+    file, and the caller must fail its run (the listings are neither stored nor kept).
     """
     now = now or datetime.now(UTC)
+    try:
+        return _append(directory, records, error, attempts, now)
+    except OSError as exc:
+        raise DeadLetterUnwritable(
+            f"{len(records)} listings lost: the store refused them ({error}) and the dead letter could not be "
+            f"written in {directory}: {exc.strerror or exc}"
+        ) from exc
+
+
+class DeadLetterUnwritable(OSError):
+    """Listings the store refused could not be written as dead letters either: they are lost, say so."""
+
+
+def _append(directory: Path, records: Sequence[ListingRecord], error: str, attempts: int, now: datetime) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     source = records[0].source if records else "unknown"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in source) or "unknown"

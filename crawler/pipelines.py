@@ -24,7 +24,7 @@ from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
-from crawler.deadletter import dead_letter_dir, write_dead_letters
+from crawler.deadletter import DeadLetterUnwritable, dead_letter_dir, write_dead_letters
 from crawler.distributed.tracker import ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
@@ -72,15 +72,6 @@ def transient(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
-
-
-class ListingsLost(Exception):
-    """A batch the store refused could not be kept as a dead letter either (a full disk): the run must fail."""
-
-    def __init__(self, reason: str, summary: IngestSummary) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.summary = summary
 
 
 class IngestPipeline:
@@ -155,9 +146,9 @@ class IngestPipeline:
         for run, records in by_run.items():
             try:
                 part = await asyncio.to_thread(self._ingest, records)
-            except ListingsLost as lost:
-                self._fail_run(lost.reason)
-                part = lost.summary
+            except DeadLetterUnwritable as lost:  # neither stored nor kept: the run fails, with the reason
+                self._fail_run(str(lost))
+                part = IngestSummary(batches_failed=1, errors=[str(lost)])
             self.crawler.stats.inc_value(UNSTORED_STAT, -len(records))
             self.summary.add(part)
             for error in part.errors:
@@ -204,15 +195,7 @@ class IngestPipeline:
 
     def _dead(self, batch: list[ListingRecord], exc: SQLAlchemyError, attempts: int) -> IngestSummary:
         message = short_error(exc)
-        try:
-            path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
-        except OSError as write_error:
-            reason = (
-                f"{len(batch)} listings lost: the store refused them ({message}) and the dead letter could not be "
-                f"written in {self.dead_letters}: {write_error.strerror or write_error}"
-            )
-            summary = IngestSummary(batches_failed=1, errors=[reason])
-            raise ListingsLost(reason, summary) from write_error
+        path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
         self.crawler.stats.inc_value("korgwatch/dead_letters", len(batch))
         return IngestSummary(
             batches_failed=1,
