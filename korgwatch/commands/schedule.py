@@ -41,7 +41,7 @@ RedisOption = Annotated[
         "--redis", help="Redis URL, with `distributed: true` (default: KORGWATCH_REDIS_URL).", show_default=False
     ),
 ]
-OUTCOME_COLOURS = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red"}
+OUTCOME_COLOURS = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red", "interrupted": "red"}
 HEALTH_COLOURS = {"healthy": "green", "warning": "yellow", "unhealthy": "red", "unknown": "dim"}
 
 schedule_app = typer.Typer(

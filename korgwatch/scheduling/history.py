@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import CrawlRun, CrawlRunWorker, Flag, Listing, Source
 
-FAILED_OUTCOMES = ("failed", "timed_out")
+FAILED_OUTCOMES = ("failed", "timed_out", "interrupted")
 FAILURES_IN_A_ROW = 3
 LOW_YIELD_RATIO = 0.25  # a run seeing under a quarter of the usual listings: the site's layout changed?
 LOW_YIELD_MIN_HISTORY = 3  # previous ok runs needed before "usual" means anything
