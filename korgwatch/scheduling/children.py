@@ -38,10 +38,14 @@ def die_with_parent() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     parent = os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
+    # Resolved here, in the parent: the child, forked from a threaded scheduler, only makes the one call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    deathsig = int(signal.SIGKILL)
 
     def preexec() -> None:
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        if prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0) != 0 or os.getppid() != parent:
             os._exit(70)
 
     return preexec
