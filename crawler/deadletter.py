@@ -7,6 +7,7 @@ One file per source and day under `<data dir>/dead-letter/` (or KORGWATCH_DEAD_L
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -33,8 +34,26 @@ def dead_letter_dir(configured: str | Path | None = None) -> Path:
 def write_dead_letters(
     directory: Path, records: Sequence[ListingRecord], error: str, attempts: int, now: datetime | None = None
 ) -> Path:
-    """Append the records to their source's file of the day (fsynced: the store is down, this is all we have)."""
+    """Append the records to their source's file of the day (fsynced: the store is down, this is all we have).
+
+    Raises DeadLetterUnwritable when they cannot be written whole (a full disk): nothing of them is left in the
+    file, and the caller must fail its run (the listings are neither stored nor kept).
+    """
     now = now or datetime.now(UTC)
+    try:
+        return _append(directory, records, error, attempts, now)
+    except OSError as exc:
+        raise DeadLetterUnwritable(
+            f"{len(records)} listings lost: the store refused them ({error}) and the dead letter could not be "
+            f"written in {directory}: {exc.strerror or exc}"
+        ) from exc
+
+
+class DeadLetterUnwritable(OSError):
+    """Listings the store refused could not be written as dead letters either: they are lost, say so."""
+
+
+def _append(directory: Path, records: Sequence[ListingRecord], error: str, attempts: int, now: datetime) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     source = records[0].source if records else "unknown"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in source) or "unknown"
@@ -46,10 +65,23 @@ def write_dead_letters(
         )
         for r in records
     ]
-    with path.open("a", encoding="utf-8") as out:
-        out.write("\n".join(lines) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            # A full disk: take back the part written, so the file's earlier letters stay whole and a later
+            # append does not start mid-line; the caller reports the loss.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
     return path
 
 

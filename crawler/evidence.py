@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from crawler.pages.records import ListingRecord
 
 EVIDENCE_KEY = "evidence_sha256"
+#: Set instead when the page could not be kept (a full disk): why, so a reviewer knows it is gone, not late.
+EVIDENCE_MISSING_KEY = "evidence_missing"
 
 
 def default_evidence_dir() -> Path:

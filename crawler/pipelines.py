@@ -24,7 +24,7 @@ from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
-from crawler.deadletter import dead_letter_dir, write_dead_letters
+from crawler.deadletter import DeadLetterUnwritable, dead_letter_dir, write_dead_letters
 from crawler.distributed.tracker import ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
@@ -43,6 +43,8 @@ INGEST_STATS = "korgwatch/ingest"
 # Listings taken but not yet stored (or dead-lettered): a worker is busy while any wait, so that their run
 # does not close before they are in the store.
 UNSTORED_STAT = "korgwatch/unstored"
+# What made the run fail whatever else it did (crawler.run reads it): listings neither stored nor kept.
+FATAL_STAT = "korgwatch/fatal"
 STORE_RETRIES = 6  # after the first attempt; with the pauses below, about a minute of waiting
 STORE_RETRY_BASE = 1.0
 STORE_RETRY_MAX = 30.0
@@ -142,7 +144,11 @@ class IngestPipeline:
         for run, record in batch:
             by_run[run].append(record)
         for run, records in by_run.items():
-            part = await asyncio.to_thread(self._ingest, records)
+            try:
+                part = await asyncio.to_thread(self._ingest, records)
+            except DeadLetterUnwritable as lost:  # neither stored nor kept: the run fails, with the reason
+                self._fail_run(str(lost))
+                part = IngestSummary(batches_failed=1, errors=[str(lost)])
             self.crawler.stats.inc_value(UNSTORED_STAT, -len(records))
             self.summary.add(part)
             for error in part.errors:
@@ -177,6 +183,15 @@ class IngestPipeline:
                     self.retries,
                 )
                 time.sleep(pause)
+
+    def _fail_run(self, reason: str) -> None:
+        """Listings were lost: the run fails (`failed`, exit non-zero, the reason in `runs`) and stops now."""
+        stats = self.crawler.stats
+        stats.set_value(FATAL_STAT, [*(stats.get_value(FATAL_STAT) or []), reason])
+        logger.critical("%s", reason, extra={"spider": self.crawler.spider})
+        engine = self.crawler.engine
+        if engine is not None and engine.running:  # not awaited: closing may be what is flushing this batch
+            deferred_from_coro(engine.close_spider_async(reason="listings_lost"))
 
     def _dead(self, batch: list[ListingRecord], exc: SQLAlchemyError, attempts: int) -> IngestSummary:
         message = short_error(exc)

@@ -14,12 +14,12 @@ import logging
 import os
 import sys
 from collections import defaultdict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -28,9 +28,11 @@ from rich.table import Table
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawler.monitors import FAILURES_STAT
-from crawler.pipelines import INGEST_STATS
+from crawler.pipelines import FATAL_STAT, INGEST_STATS
 from crawler.settings import crawl_settings
 from crawler.sources import CrawlConfig, SourceConfig, SourcesError, load_sources
 from crawler.spiders.base import KorgSpider
@@ -39,6 +41,7 @@ from crawler.spiders.jsonld import JsonldSpider
 from crawler.spiders.matrixsynth import MatrixsynthSpider
 from crawler.spiders.reverb import ReverbSpider
 from crawler.spiders.yahoo_auctions import YahooAuctionsSpider
+from db.run_ledger import LocalRun, SourceBusy
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +53,15 @@ SPIDERS: dict[str, type[KorgSpider]] = {
     "jsonld": JsonldSpider,
 }
 LOG_TAIL_LINES = 40
+_T = TypeVar("_T")
+LOCKED_RETRIES = 3  # busy timeouts a finished crawl waits to record its run before giving up with one line
 _reactor_used = False
 
 
 @dataclass
 class SourceRun:
-    """What one source's crawl did; `outcome` is ok/degraded/failed/timed_out, or `skipped` (not recorded)."""
+    """What one source's crawl did; `outcome` is ok/degraded/failed/timed_out, or `skipped`/`busy` (another
+    crawl of the source runs), which are not recorded."""
 
     source: str
     outcome: str
@@ -152,13 +158,16 @@ def resolve_base_urls(sources: Sequence[str], base_url: str | None, pairs: Seque
     return result
 
 
-def _outcome(stats: dict[str, Any], pages: int, failures: list[str]) -> str:
+def _outcome(stats: dict[str, Any], pages: int, failures: list[str], errors: int) -> str:
+    """failed (fatal, stopped early, no page), timed_out, degraded (monitors failed or errors logged), or ok."""
     reason = str(stats.get("finish_reason", ""))
+    if stats.get(FATAL_STAT):
+        return "failed"
     if reason == "closespider_timeout":
         return "timed_out"
     if reason != "finished" or pages == 0:
         return "failed"
-    return "degraded" if failures else "ok"
+    return "degraded" if failures or errors else "ok"
 
 
 def _stat_time(value: Any, fallback: datetime) -> datetime:
@@ -174,11 +183,12 @@ def summarise(source: str, stats: dict[str, Any], error_messages: Sequence[str],
     failures = list(stats.get(FAILURES_STAT) or [])
     pages = int(stats.get("korgwatch/pages", 0))
     errors = int(stats.get("korgwatch/errors", 0))
-    messages = failures + [m for m in error_messages if m not in failures]
-    outcome = _outcome(stats, pages, failures)
+    fatal = list(stats.get(FATAL_STAT) or [])
+    messages = fatal + failures + [m for m in error_messages if m not in failures and m not in fatal]
+    outcome = _outcome(stats, pages, failures, errors)
     if outcome == "failed" and pages == 0:
         messages.insert(0, "no page could be read")
-    lines = [*tail, *(f"MONITOR {f}" for f in failures)]
+    lines = [*tail, *(f"MONITOR {f}" for f in failures), *(f"FATAL {f}" for f in fatal)]
     return SourceRun(
         source=source,
         outcome=outcome,
@@ -202,34 +212,85 @@ def summarise(source: str, stats: dict[str, Any], error_messages: Sequence[str],
     )
 
 
-def record_crawl_run(db_url: str, run: SourceRun) -> int:
-    """Insert the run into `crawl_runs` (one transaction) and return its id."""
-    from db.engine import make_engine, session_scope
-    from db.ingest import ensure_sources
-    from db.models import CrawlRun
+def lost_work(run: SourceRun) -> bool:
+    """Whether the run stopped part-way after storing pages: the next incremental crawl would stop at them."""
+    return run.outcome == "timed_out" or (run.outcome == "failed" and run.pages > 0)
+
+
+def record_crawl_run(db_url: str, run: SourceRun, run_id: int | None = None) -> int:
+    """Close the run's row opened at its start (`run_id`), or insert one; returns its id. One transaction."""
+    from db.engine import make_engine
 
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as session:
-            source_id = ensure_sources(session, [run.source])[run.source]
-            row = CrawlRun(
-                source_id=source_id,
-                started_at=run.started_at,
-                finished_at=run.finished_at,
-                outcome=run.outcome,
-                pages=run.pages,
-                listings_new=run.listings_new,
-                listings_updated=run.listings_updated,
-                listings_unchanged=run.listings_unchanged,
-                flags_raised=run.flags_raised,
-                errors=run.errors,
-                log_tail=run.log_tail or None,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
+        return _retry_while_locked(lambda: _write_crawl_run(engine, run, run_id), f"recording the {run.source} run")
     finally:
         engine.dispose()
+
+
+def _retry_while_locked(write: Callable[[], _T], what: str) -> _T:
+    """Another writer holding the SQLite lock past the busy timeout: say so in one line and wait again."""
+    from db.engine import store_locked
+
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except OperationalError as exc:
+            if not store_locked(exc) or attempt >= LOCKED_RETRIES:
+                raise
+            logger.warning("%s: the store is locked by another writer; waiting again (%d)", what, attempt)
+            attempt += 1
+
+
+def _write_crawl_run(engine: Engine, run: SourceRun, run_id: int | None) -> int:
+    from db.engine import session_scope
+    from db.ingest import ensure_sources
+    from db.models import CrawlRun
+
+    with session_scope(engine) as session:
+        row = session.get(CrawlRun, run_id) if run_id is not None else None
+        if row is None:
+            source_id = ensure_sources(session, [run.source])[run.source]
+            row = CrawlRun(source_id=source_id, started_at=run.started_at)
+            session.add(row)
+        row.finished_at = run.finished_at
+        row.outcome = run.outcome
+        row.pages = run.pages
+        row.listings_new = run.listings_new
+        row.listings_updated = run.listings_updated
+        row.listings_unchanged = run.listings_unchanged
+        row.flags_raised = run.flags_raised
+        row.errors = run.errors
+        row.log_tail = run.log_tail or None
+        row.incomplete = lost_work(run)
+        session.flush()
+        return row.id
+
+
+def open_local_run(db_url: str, source: str, full: bool) -> LocalRun:
+    """Record the run before it starts (the source's lease); raises SourceBusy if another crawl holds it."""
+    from db.engine import make_engine, session_scope
+    from db.run_ledger import begin_local_run
+
+    def begin() -> LocalRun:
+        with session_scope(engine) as session:
+            return begin_local_run(session, source, datetime.now(UTC), full=full)
+
+    engine = make_engine(db_url)
+    try:
+        local = _retry_while_locked(begin, f"recording the start of the {source} run")
+    finally:
+        engine.dispose()
+    for run_id in local.interrupted:
+        logger.warning("%s: run %d was left open by a process that is gone: closed `interrupted`", source, run_id)
+    if local.recovering is not None:
+        logger.warning(
+            "%s: run %d lost work (interrupted or cut short): this run pages in full to recover it",
+            source,
+            local.recovering,
+        )
+    return local
 
 
 @contextmanager
@@ -304,6 +365,7 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
 
     runs: list[SourceRun] = []
     crawlers: list[tuple[str, Crawler]] = []
+    opened: dict[str, LocalRun] = {}
     try:
         with _progress(options.progress, console) as progress:
             for name in options.sources:
@@ -314,6 +376,16 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                     now = datetime.now(UTC)
                     runs.append(SourceRun(name, "skipped", now, now, messages=[message]))
                     continue
+                full = options.full
+                if options.record and options.worker is None:
+                    try:
+                        opened[name] = open_local_run(options.db_url, name, options.full)
+                    except SourceBusy as exc:
+                        logger.warning("%s", exc)
+                        now = datetime.now(UTC)
+                        runs.append(SourceRun(name, "busy", now, now, messages=[str(exc)]))
+                        continue
+                    full = opened[name].full
                 overrides = {**options.settings, **options.per_source_settings.get(name, {})}
                 spider_cls = SPIDERS[name]
                 if options.worker is not None:
@@ -333,7 +405,7 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                     source,
                     db_url=options.db_url,
                     evidence_dir=options.evidence_dir,
-                    full=options.full,
+                    full=full,
                     jobdir=options.jobdir,
                     polite=options.polite,
                     overrides=overrides,
@@ -355,7 +427,8 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
         messages = list(getattr(spider, "error_messages", []) or stats.get("korgwatch/error_messages", []))
         run = summarise(name, stats, messages, list(tail.tails.get(name, ())))
         if options.record and options.worker is None:
-            run.crawl_run_id = record_crawl_run(options.db_url, run)
+            local = opened.get(name)
+            run.crawl_run_id = record_crawl_run(options.db_url, run, local.id if local else None)
         runs.append(run)
     order = {name: i for i, name in enumerate(options.sources)}
     runs.sort(key=lambda r: order.get(r.source, 0))
@@ -381,7 +454,14 @@ def summary_table(runs: Sequence[SourceRun]) -> Table:
     table.add_column("outcome", no_wrap=True)
     for header in ("pages", "new", "upd", "same", "instr", "dup", "repost", "flags", "errors"):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
-    colours = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red", "skipped": "dim"}
+    colours = {
+        "ok": "green",
+        "degraded": "yellow",
+        "failed": "red",
+        "timed_out": "red",
+        "skipped": "dim",
+        "busy": "yellow",
+    }
     for run in runs:
         table.add_row(
             run.source,
@@ -425,8 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
+    from db.engine import store_error_message
     from korgwatch.paths import default_db_url
 
+    db_url = args.db or default_db_url()
     try:
         config = load_sources(args.config)
         names = [s.name for s in config.enabled()] if args.all else list(args.sources)
@@ -441,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides[key] = value
         options = CrawlOptions(
             sources=names,
-            db_url=args.db or default_db_url(),
+            db_url=db_url,
             base_urls=resolve_base_urls(names, args.base_url, args.source_url),
             full=args.full,
             jobdir=args.jobdir,
@@ -454,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourcesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:  # the store locked, full or gone: one line, not a traceback
+        print(store_error_message(db_url, exc), file=sys.stderr)
+        return 1
     print_report(runs, Console(stderr=True))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in runs], indent=2), encoding="utf-8")

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from db.engine import make_engine
+from db.engine import READ_OPTION, make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x6B6F7267  # "korg": the PostgreSQL advisory lock key held while migrating
@@ -34,7 +34,8 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    """The store's revision, read in a deferred transaction: every command asks, none may wait for a writer."""
+    with engine.execution_options(**{READ_OPTION: True}).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -33,7 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 APPEARANCE_KINDS = ("new", "duplicate_sale", "repost")
 APPEARANCE_STATUSES = ("counted", "pending", "dismissed")
 FLAG_STATUSES = ("open", "confirmed", "corrected", "dismissed")
-CRAWL_OUTCOMES = ("ok", "degraded", "failed", "timed_out")
+CRAWL_OUTCOMES = ("ok", "degraded", "failed", "timed_out", "interrupted")
 
 # Stable constraint names so Alembic migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -303,6 +304,15 @@ class CrawlRun(Base):
     workers: Mapped[list[CrawlRunWorker]] = relationship(
         back_populates="crawl_run", cascade="all, delete-orphan", order_by="CrawlRunWorker.worker"
     )
+
+    # --- crash safety (issue 17, migration 0006_faults) -----------------------------------------------
+    # "host:pid:start-ticks" of the process running a local crawl; its open row is the source's lease, and
+    # a row left open by a process that is gone closes `interrupted` (NULL: a distributed run).
+    owner: Mapped[str | None] = mapped_column(String(200))
+    # The run paged to the end instead of stopping at the first page of known listings.
+    paged_in_full: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The run lost work (its process killed, a worker dead): the source's next crawl pages in full.
+    incomplete: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class CrawlRunWorker(Base):

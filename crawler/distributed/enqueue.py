@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import redis
 
 from crawler.distributed.dupefilter import DEFAULT_SEEN_TTL
-from crawler.distributed.keys import StartMessage, recover_key, run_key, start_key
+from crawler.distributed.keys import StartMessage, run_key, start_key
 from crawler.distributed.settings import REDIS_TIMEOUT
 
 
@@ -40,7 +40,7 @@ def enqueue_runs(
     """One new run per source, announced to the workers; raises redis.RedisError if Redis is unreachable."""
     from db.engine import make_engine, session_scope
     from db.migrate import upgrade
-    from db.run_ledger import close_runs, open_run
+    from db.run_ledger import close_runs, needs_recovery, open_run
 
     base_urls = base_urls or {}
     client = redis_client(redis_url)
@@ -50,14 +50,19 @@ def enqueue_runs(
     now = datetime.now(UTC)
     try:
         with session_scope(engine) as session:
-            runs = [EnqueuedRun(name, open_run(session, name, now), base_urls.get(name)) for name in sources]
+            # A run that lost work (a dead worker's requests, a killed crawl) makes its source's next run page in
+            # full: the same record in the store (db.run_ledger.needs_recovery) for local and distributed crawls.
+            whole = {name: full or needs_recovery(session, name) is not None for name in sources}
+            runs = [
+                EnqueuedRun(name, open_run(session, name, now, full=whole[name]), base_urls.get(name))
+                for name in sources
+            ]
         try:
-            # A worker that died mid-run left its source a note: that source's next run pages in full.
-            recover = {run.source for run in runs if client.getdel(recover_key(run.source)) is not None}
             with client.pipeline(transaction=True) as pipe:
                 for run in runs:
-                    whole = full or run.source in recover
-                    message = StartMessage(run.run, run.source, run.base_url, whole, now.isoformat()).dumps()
+                    message = StartMessage(
+                        run.run, run.source, run.base_url, whole[run.source], now.isoformat()
+                    ).dumps()
                     pipe.set(run_key(run.run), message, ex=ttl)
                     pipe.lpush(start_key(run.source), message)
                 pipe.execute()

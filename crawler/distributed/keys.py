@@ -5,14 +5,14 @@ Everything lives under `korgwatch:` so that one Redis database can serve other p
   korgwatch:<source>:requests        scrapy-redis request queue (sorted set), shared by every worker
   korgwatch:<source>:seen:<run>      per-run duplicate filter (set of request fingerprints), expires
   korgwatch:run:<run>                the run's start message, so that every worker crawls it alike, expires
-  korgwatch:<source>:busy            hash worker → "idle" or "busy:<unix time>": who may still add requests
+  korgwatch:<source>:busy            hash worker#nonce → "idle" or "busy:<unix time>": who may still add requests
   korgwatch:<source>:started         set of the runs whose start message a worker took and that are not closed
-  korgwatch:<source>:recover         set when a worker died mid-run: the next enqueued run pages in full
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,16 +31,21 @@ def queue_key(source: str) -> str:
     return QUEUE_KEY % {"spider": source}
 
 
+#: Drawn once per process: a worker restarted under the same name gets a new identity.
+PROCESS_NONCE = secrets.token_hex(4)
+
+
+def worker_identity(name: str) -> str:
+    """`name#nonce`, the key of this process's busy mark: its `--name` plus a nonce drawn at its start."""
+    return f"{name}#{PROCESS_NONCE}"
+
+
 def busy_key(source: str) -> str:
     return f"{PREFIX}:{source}:busy"
 
 
 def started_key(source: str) -> str:
     return f"{PREFIX}:{source}:started"
-
-
-def recover_key(source: str) -> str:
-    return f"{PREFIX}:{source}:recover"
 
 
 def run_key(run: int) -> str:

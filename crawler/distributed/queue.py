@@ -15,7 +15,7 @@ from typing import Any
 from scrapy import Request
 from scrapy_redis.queue import PriorityQueue
 
-from crawler.distributed.keys import busy_key
+from crawler.distributed.keys import busy_key, worker_identity
 
 POP_AND_MARK = """
 local found = redis.call('ZRANGE', KEYS[1], 0, 0)
@@ -42,7 +42,7 @@ class BusyMarkingQueue(PriorityQueue):
 
     def __init__(self, server: Any, spider: Any, key: str, serializer: Any = None) -> None:
         super().__init__(server, spider, key, serializer)
-        self.worker = spider.crawler.settings.get("KORGWATCH_WORKER_NAME") or "worker"
+        self.worker = worker_identity(spider.crawler.settings.get("KORGWATCH_WORKER_NAME") or "worker")
         self.busy_key = busy_key(spider.name)
         self.script = server.register_script(POP_AND_MARK)
         self.push_script = server.register_script(PUSH_UNSEEN)

@@ -30,7 +30,7 @@ from twisted.internet.defer import Deferred
 
 from crawler.distributed.keys import RUN_META, started_key
 from db.ingest import short_error
-from db.run_ledger import RunCounts, add_counts, close_lost_runs, close_runs
+from db.run_ledger import RunCounts, add_counts, close_lost_runs, close_runs, mark_incomplete
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class RunTracker:
         self.interval = interval
         self.pending: defaultdict[int, RunCounts] = defaultdict(RunCounts)
         self.to_close: set[int] = set()
+        self.incomplete: set[int] = set()  # runs that lost a dead worker's requests: marked in the store
         self.writing: Deferred[None] | None = None
         self.source = ""
         # Runs open longer than this when the source's crawl is over everywhere were lost; looked for this often.
@@ -113,6 +114,7 @@ class RunTracker:
         """A dead worker's in-flight requests are lost to the runs under way: one error each."""
         for run in runs:
             self.pending[run].errors += 1
+        self.incomplete |= set(runs)
 
     def drained(self, source: str, runs: list[int], **_: Any) -> None:
         """The source's crawl is over everywhere: close its started runs, and (now and then) its lost ones."""
@@ -132,23 +134,26 @@ class RunTracker:
         self.loop.start(self.interval, now=False)
 
     def flush(self) -> Deferred[None] | None:
-        if self.writing or not (self.pending or self.to_close or self.sweep_due):
+        if self.writing or not (self.pending or self.to_close or self.sweep_due or self.incomplete):
             return None
         counts = {run: c for run, c in self.pending.items() if c}
         closing = set(self.to_close)
+        incomplete = set(self.incomplete)
         sweep = self.sweep_due
         self.pending = defaultdict(RunCounts)
         self.to_close = set()
+        self.incomplete = set()
         self.sweep_due = False
         if sweep:
             self.last_sweep = time.monotonic()
-        d: Deferred[None] = threads.deferToThread(self._write, counts, closing, sweep)
+        d: Deferred[None] = threads.deferToThread(self._write, counts, closing, sweep, incomplete)
         self.writing = d
 
         def failed(failure: Any) -> None:  # keep everything for the next tick
             for run, c in counts.items():
                 self.pending[run].add(c)
             self.to_close |= closing
+            self.incomplete |= incomplete
             self.sweep_due = self.sweep_due or sweep
             logger.warning("run ledger not written (%s); retrying in %.0f s", failure.getErrorMessage(), self.interval)
 
@@ -159,7 +164,13 @@ class RunTracker:
         d.addBoth(done)
         return d
 
-    def _write(self, counts: dict[int, RunCounts], closing: set[int], sweep: bool = False) -> None:
+    def _write(
+        self,
+        counts: dict[int, RunCounts],
+        closing: set[int],
+        sweep: bool = False,
+        incomplete: frozenset[int] | set[int] = frozenset(),
+    ) -> None:
         from db.engine import session_scope
 
         now = datetime.now(UTC)
@@ -167,6 +178,7 @@ class RunTracker:
         try:
             with session_scope(self.engine) as session:
                 unknown = add_counts(session, self.worker, counts, now) if counts else []
+                mark_incomplete(session, incomplete)  # before closing: the next run of the source pages in full
                 closed = close_runs(session, closing, now)
                 if sweep:
                     opened_before = now - timedelta(seconds=self.lost_after)

@@ -13,8 +13,10 @@ request. Each worker says "busy" in Redis while it holds anything of the source 
 into requests, a request popped, downloaded or being parsed, a listing not yet stored); the pops set that mark
 in the same atomic step.
 A busy mark left unrefreshed for the peer timeout is a dead worker's (SIGKILL): its in-flight requests are lost,
-so its mark is dropped, the runs it worked on count an error, and the source's next run pages in full to
-recover them. The runs whose start message was taken (`korgwatch:<source>:started`) are then closed.
+so its mark is dropped, the runs it worked on count an error and are marked incomplete in the store, and the
+source's next run pages in full to recover them (db.run_ledger.needs_recovery, as for a killed local crawl).
+Marks are keyed by `name#nonce`, so a worker restarted under the same name is a new worker, not the old one.
+The runs whose start message was taken (`korgwatch:<source>:started`) are then closed.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ from crawler.distributed.keys import (
     StartMessageError,
     busy_key,
     queue_key,
-    recover_key,
     run_key,
     start_key,
     started_key,
+    worker_identity,
 )
 from crawler.distributed.tracker import request_failed
 from crawler.items import ListingItem
@@ -108,6 +110,9 @@ class WorkerSpiderMixin:
         self.poll_interval = settings.getfloat("KORGWATCH_WORKER_POLL", DEFAULT_POLL)
         self.peer_timeout = settings.getfloat("KORGWATCH_PEER_TIMEOUT", 60.0)
         self.worker_name = settings.get("KORGWATCH_WORKER_NAME") or "worker"
+        # The busy mark's key: unique per process start, so a worker restarted under the same --name (what
+        # Restart=always does) cannot overwrite its dead predecessor's mark and hide that death.
+        self.worker_id = worker_identity(self.worker_name)
         self.poller: task.LoopingCall | None = None
         self.pending_starts = 0
         self.redis_down = False
@@ -129,7 +134,7 @@ class WorkerSpiderMixin:
         if self.poller is not None and self.poller.running:
             self.poller.stop()
         with suppress(RedisError):
-            self.redis.hdel(busy_key(self.name), self.worker_name)  # a stopped worker adds nothing more
+            self.redis.hdel(busy_key(self.name), self.worker_id)  # a stopped worker adds nothing more
 
     def busy_mark(self) -> str:
         return f"busy:{time.time():.3f}"
@@ -137,7 +142,7 @@ class WorkerSpiderMixin:
     def mark(self, idle: bool) -> None:
         """Tell the other workers whether this one may still add requests (refreshed every poll)."""
         with suppress(RedisError):
-            self.redis.hset(busy_key(self.name), self.worker_name, "idle" if idle else self.busy_mark())
+            self.redis.hset(busy_key(self.name), self.worker_id, "idle" if idle else self.busy_mark())
 
     def peers_idle(self) -> bool:
         """No other live worker holds anything of this source.
@@ -155,7 +160,7 @@ class WorkerSpiderMixin:
         for raw_worker, raw_mark in marks.items():
             worker = raw_worker.decode() if isinstance(raw_worker, bytes) else str(raw_worker)
             text = raw_mark.decode() if isinstance(raw_mark, bytes) else str(raw_mark)
-            if text == "idle" or worker == self.worker_name:
+            if text == "idle" or worker == self.worker_id:
                 continue
             try:
                 since = float(text.removeprefix("busy:"))
@@ -169,10 +174,7 @@ class WorkerSpiderMixin:
 
     def lose_peer(self, worker: str, silent_for: float) -> None:
         try:
-            with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hdel(busy_key(self.name), worker)
-                pipe.set(recover_key(self.name), worker)
-                removed, _ = pipe.execute()
+            removed = self.redis.hdel(busy_key(self.name), worker)
         except RedisError:
             return
         if removed:  # another worker may have seen it first
@@ -251,7 +253,7 @@ class WorkerSpiderMixin:
         try:
             raw = self.pop_starts(
                 keys=[start_key(self.name), busy_key(self.name), started_key(self.name)],
-                args=[START_BATCH, self.worker_name, self.busy_mark()],
+                args=[START_BATCH, self.worker_id, self.busy_mark()],
             )
         except RedisError as exc:
             if not self.redis_down:  # once per outage; the scheduler says when Redis is back

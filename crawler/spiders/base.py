@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from crawler.evidence import (
     EVIDENCE_KEY,
+    EVIDENCE_MISSING_KEY,
     KnownListing,
     default_evidence_dir,
     is_unchanged,
@@ -92,11 +93,11 @@ class KorgSpider(scrapy.Spider):
         """Read the source's stored listings once: unchanged ones cost no detail request and stop paging."""
         if not self.db_url:
             return
-        from db.engine import make_engine, session_scope
+        from db.engine import make_engine, read_scope
 
         engine = make_engine(self.db_url)
         try:
-            with session_scope(engine) as session:
+            with read_scope(engine) as session:
                 self.known = load_known_listings(session, self.source.name)
         finally:
             engine.dispose()
@@ -165,13 +166,28 @@ class KorgSpider(scrapy.Spider):
             digest = known.evidence_sha256  # same text: keep pointing at the evidence already kept
         elif response is not None:
             digest = response.meta.get("_evidence_sha256")
-            if digest is None:
-                digest = store_evidence(self.evidence_dir, response.body)
-                response.meta["_evidence_sha256"] = digest
-                self.crawler.stats.inc_value("korgwatch/evidence_kept")
+            if digest is None and "_evidence_missing" not in response.meta:
+                digest = self.keep_evidence(response)
         if digest is not None:
             record = replace(record, extra={**record.extra, EVIDENCE_KEY: digest})
+        elif response is not None and "_evidence_missing" in response.meta:
+            record = replace(record, extra={**record.extra, EVIDENCE_MISSING_KEY: response.meta["_evidence_missing"]})
         yield ListingItem.from_record(record)
+
+    def keep_evidence(self, response: Response) -> str | None:
+        """Keep the page; when it cannot be written (a full disk), the listing is stored all the same with its
+        evidence marked missing (`extra["evidence_missing"]`), and the run counts an error (`degraded`)."""
+        try:
+            digest = store_evidence(self.evidence_dir, response.body)
+        except OSError as exc:
+            reason = f"not kept: {exc.strerror or exc}"
+            response.meta["_evidence_missing"] = reason
+            self.crawler.stats.inc_value("korgwatch/evidence_missing")
+            self.record_error(f"{response.url}: evidence {reason} (in {self.evidence_dir}); its listings are stored")
+            return None
+        response.meta["_evidence_sha256"] = digest
+        self.crawler.stats.inc_value("korgwatch/evidence_kept")
+        return digest
 
     def handle_page(
         self,

@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawls
 from crawler.sources import SourcesError, load_sources
+from db.engine import store_error_message
 from korgwatch.paths import data_dir, default_db_url
 
 console = Console()
@@ -70,11 +72,12 @@ def crawl(
     if not names:
         err_console.print("Name at least one source, or use --all.")
         raise typer.Exit(2)
+    db_url = db or default_db_url()
     try:
         runs = run_crawls(
             CrawlOptions(
                 sources=names,
-                db_url=db or default_db_url(),
+                db_url=db_url,
                 base_urls=resolve_base_urls(names, base_url),
                 full=full,
                 jobdir=jobdir,
@@ -88,6 +91,9 @@ def crawl(
     except (SourcesError, ValueError) as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:  # the store locked, full or gone: one line, not a traceback
+        err_console.print(store_error_message(db_url, exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     print_report(runs, console)
     if json_out is not None:
         json_out.write_text(json.dumps([r.to_dict() for r in runs], indent=2), encoding="utf-8")

@@ -41,7 +41,7 @@ RedisOption = Annotated[
         "--redis", help="Redis URL, with `distributed: true` (default: KORGWATCH_REDIS_URL).", show_default=False
     ),
 ]
-OUTCOME_COLOURS = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red"}
+OUTCOME_COLOURS = {"ok": "green", "degraded": "yellow", "failed": "red", "timed_out": "red", "interrupted": "red"}
 HEALTH_COLOURS = {"healthy": "green", "warning": "yellow", "unhealthy": "red", "unknown": "dim"}
 
 schedule_app = typer.Typer(
@@ -241,7 +241,7 @@ def runs(
 
     Example: korgwatch runs --source reverb --limit 5 --format json
     """
-    from db.engine import make_engine, session_scope
+    from db.engine import make_engine, read_scope
     from db.migrate import upgrade
     from korgwatch.scheduling.history import recent_runs
 
@@ -250,7 +250,7 @@ def runs(
     upgrade(db_url)
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as session:
+        with read_scope(engine) as session:
             rows = recent_runs(session, source, limit)
     finally:
         engine.dispose()
@@ -294,7 +294,7 @@ def status(output: FormatOption = "table", config_path: ConfigOption = None, db:
 
     Example: korgwatch status
     """
-    from db.engine import make_engine, session_scope
+    from db.engine import make_engine, read_scope
     from db.migrate import upgrade
     from korgwatch.scheduling import history
     from korgwatch.scheduling.jobs import list_jobs
@@ -305,7 +305,7 @@ def status(output: FormatOption = "table", config_path: ConfigOption = None, db:
     stored = {info.source: info for info in list_jobs(db_url, config)}
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as session:
+        with read_scope(engine) as session:
             flags = history.open_flags_by_source(session)
             names = [j.source for j in config.jobs if j.enabled or j.source in stored]
             names += [n for n in [*stored, *history.source_names(session)] if n not in names]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import CrawlRun, CrawlRunWorker, Flag, Listing, Source
 
-FAILED_OUTCOMES = ("failed", "timed_out")
+FAILED_OUTCOMES = ("failed", "timed_out", "interrupted")
 FAILURES_IN_A_ROW = 3
 LOW_YIELD_RATIO = 0.25  # a run seeing under a quarter of the usual listings: the site's layout changed?
 LOW_YIELD_MIN_HISTORY = 3  # previous ok runs needed before "usual" means anything
@@ -168,6 +168,20 @@ def record_run(
     session.add(row)
     session.flush()
     return row.id
+
+
+def close_run(session: Session, run_id: int, *, outcome: str, log_tail: str) -> int:
+    """Close a run the crawl opened at its start but could not finish; it lost work, so the next pages in full."""
+    run = session.get(CrawlRun, run_id)
+    if run is None:
+        raise LookupError(f"crawl run {run_id} is not in the store")
+    if run.outcome is None:
+        run.outcome = outcome
+        run.finished_at = datetime.now(UTC)
+        run.errors += 1
+        run.incomplete = True
+        run.log_tail = "\n".join(part for part in (run.log_tail, log_tail) if part) or None
+    return run.id
 
 
 def set_listings_unchanged(session: Session, run_id: int, count: int) -> None:

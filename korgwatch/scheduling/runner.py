@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +31,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from db.engine import make_engine, session_scope
+from db.engine import make_engine, read_scope, session_scope
+from db.run_ledger import running_local_run
 from korgwatch.scheduling import history
+from korgwatch.scheduling.children import die_with_parent, make_work_dir
 from korgwatch.scheduling.config import ScheduleConfig, format_duration
 
 logger = logging.getLogger("korgwatch.scheduler")
@@ -154,9 +155,14 @@ class CrawlRunner(StoreEngine):
         if job is None:
             logger.error("crawl %s: not in %s; remove the job or add the source", source, self.config.path)
             return None
-        work = Path(tempfile.mkdtemp(prefix=f"korgwatch-crawl-{source}-"))
+        with read_scope(self.engine) as session:
+            holder = running_local_run(session, source)
+        if holder is not None:  # the lease is in the database: it holds across scheduler restarts
+            logger.warning("crawl %s not started: run %d (process %s) is still running", source, *holder)
+            return None
+        work = make_work_dir(source)
         try:
-            with session_scope(self.engine) as session:
+            with read_scope(self.engine) as session:
                 before = history.last_run_id(session, source)
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "KORGWATCH_DB": self.db_url}
             env.update(self.extra_env)
@@ -171,7 +177,13 @@ class CrawlRunner(StoreEngine):
                 started_at = datetime.now(UTC)
                 with open(work / "stdout.log", "wb") as out, open(work / "stderr.log", "wb") as err:
                     process = subprocess.Popen(
-                        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent(),
                     )
                 running = _Running(source, process, time.monotonic())
                 self._running[source] = running
@@ -223,13 +235,13 @@ class CrawlRunner(StoreEngine):
         report = _read_json(work / "runs.json")
         with session_scope(self.engine) as session:
             rows = history.runs_since(session, source, before)
-            if rows:
+            if rows and rows[-1].outcome is not None:
                 row = rows[-1]
                 if report and report.get("listings_unchanged") is not None:
                     history.set_listings_unchanged(session, row.id, int(report["listings_unchanged"]))
                 logger.info("crawl %s finished: %s (exit %d, run %d)", source, row.outcome, returncode, row.id)
                 return CrawlResult(source, pid, returncode, row.outcome, "crawl", row.id, "recorded by the crawl")
-            if returncode == 0 and report and report.get("outcome") == "skipped":
+            if report and report.get("outcome") in ("skipped", "busy"):
                 message = "; ".join(report.get("messages") or []) or "skipped"
                 logger.warning("crawl %s skipped: %s", source, message)
                 return CrawlResult(source, pid, returncode, None, None, None, message)
@@ -245,14 +257,17 @@ class CrawlRunner(StoreEngine):
                 outcome, reason = "failed", f"crashed: exit status {returncode} without recording a run"
             tail = _tail(work / "stderr.log") or _tail(work / "stdout.log")
             log_tail = f"SCHEDULER {reason}" + (f"\n{tail}" if tail else "")
-            run_id = history.record_run(
-                session,
-                source,
-                started_at=started_at,
-                finished_at=datetime.now(UTC),
-                outcome=outcome,
-                log_tail=log_tail,
-            )
+            if rows:  # the crawl opened its run at its start and was stopped before closing it
+                run_id = history.close_run(session, rows[-1].id, outcome=outcome, log_tail=log_tail)
+            else:
+                run_id = history.record_run(
+                    session,
+                    source,
+                    started_at=started_at,
+                    finished_at=datetime.now(UTC),
+                    outcome=outcome,
+                    log_tail=log_tail,
+                )
         logger.warning("crawl %s %s: %s (run %d)", source, outcome, reason, run_id)
         return CrawlResult(source, pid, returncode, outcome, "scheduler", run_id, reason)
 

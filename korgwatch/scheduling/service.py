@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 
 from db.engine import make_engine
 from korgwatch.scheduling import jobs, runner
+from korgwatch.scheduling.children import clean_stale_work_dirs
 from korgwatch.scheduling.config import ScheduleConfig, redact_url, redis_url_for
 from korgwatch.scheduling.enqueuer import RunEnqueuer
 from korgwatch.scheduling.runner import CRAWL_COMMAND, SAMPLE_EBAY_CREDENTIALS, CrawlRunner
@@ -97,6 +98,7 @@ class SchedulerService:
             self.site = self._stack.enter_context(serve(FixtureSite(), port=self.config.sample_port))
             logger.info("sample site on %s: crawls go there, not to the internet", self.site.root)
         if redis_url is None:
+            clean_stale_work_dirs()
             self.runner = self._crawl_runner()
             runner.activate(self.runner)
         else:
