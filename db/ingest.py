@@ -888,24 +888,27 @@ def ingest_jsonl(
     """
     summary = IngestSummary(lines_done=skip)
     stream, close = _open_lines(source)
+    stopping = stop or (lambda: False)
     try:
         batch: list[tuple[str, StoredRecord]] = []
-        for number, record in _read_jsonl(stream, summary, default_source, skip):
+        read = skip
+        for read, record in _read_jsonl(stream, summary, default_source, skip):
             if record is not None:
-                batch.append((f"line {number}", record))
-            if len(batch) >= batch_size:
-                _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+                batch.append((f"line {read}", record))
+            stopped = stopping()
+            if len(batch) >= batch_size or stopped:
+                if batch:
+                    _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
                 batch = []
-                summary.lines_done = number
+                summary.lines_done = read
                 if progress is not None:
                     progress(summary)
-                if stop is not None and stop():
+                if stopped:
                     summary.interrupted = True
                     return summary
-            else:
-                summary.lines_done = number
         if batch:
             _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+        summary.lines_done = read
         if progress is not None:
             progress(summary)
     finally:
