@@ -238,10 +238,19 @@ def register_import(
     rules = _rules(config)
     if not path.is_file():
         raise _fail(f"{path}: no such file", 2)
-    with _engine(db) as engine, session_scope(engine) as session:
-        summary = import_register_csv(session, path, rules)
+    lines = count_lines(path) or 0
+    try:
+        with WorkProgress(f"register import {path}", lines) as bar, _engine(db) as engine:
+            with session_scope(engine) as session:  # one transaction: Ctrl-C rolls it all back
+                summary = import_register_csv(session, path, rules)
+            bar.update(lines, summary.added + summary.updated + summary.unchanged, len(summary.errors))
+    except KeyboardInterrupt:
+        raise _fail(f"{path}: interrupted: nothing imported (run the same command again)", INTERRUPTED_EXIT) from None
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read ({exc.strerror})", 2) from None
     for error in summary.errors:
         err_console.print(error, highlight=False, markup=False)
+    bar.summary(f"register import {path}")
     data = summary.to_dict()
     data["errors"] = len(summary.errors)
     emit([data], fmt.value, list(data), title="register import")
