@@ -19,7 +19,7 @@ class LineError(ValueError):
     """A line that cannot be read; the message says why, without the line's place (the caller adds it)."""
 
 
-def numbered_lines(stream: Iterable[bytes] | Iterable[str], skip: int = 0) -> Iterator[tuple[int, bytes | str]]:
+def numbered_lines(stream: Iterable[bytes | str], skip: int = 0) -> Iterator[tuple[int, bytes | str]]:
     """(line number, raw line) for every non-blank line after the first `skip` lines; numbers start at 1."""
     for number, line in enumerate(stream, start=1):
         if number <= skip:

@@ -210,9 +210,9 @@ def normalise_record(record: Any) -> StoredRecord:
     try:
         posted_at = parse_datetime(posted_raw) if posted_raw else None
     except ValueError:
-        raise RecordError(f"posted_at is not an ISO-8601 time: {posted_raw[:60]!r}") from None
+        raise RecordError(f"posted_at is not an ISO-8601 time: {str(posted_raw)[:60]!r}") from None
     except OverflowError:
-        raise RecordError(f"posted_at out of range: {posted_raw[:60]!r}") from None
+        raise RecordError(f"posted_at out of range: {str(posted_raw)[:60]!r}") from None
     price = _price(data.get("price"), notes)
     images = _images(data.get("images"), notes)
     extra = data.get("extra") or {}

@@ -68,7 +68,7 @@ def rules_explain(
         typer.echo(line)
 
 
-def _listing_from_line(raw: bytes, number: int, where: str) -> dict[str, Any]:
+def _listing_from_line(raw: bytes | str, number: int, where: str) -> dict[str, Any]:
     """One JSON Lines record (read by db.jsonlines, as ingest reads it), or a ValueError that says what is
     wrong with it."""
     try:
