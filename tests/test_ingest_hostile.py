@@ -187,18 +187,18 @@ def test_a_record_the_database_refuses_is_isolated_from_its_batch(
 
 
 def test_a_50_mb_title_is_stored_whole_and_its_cut_is_recorded(
-    sqlite_engine: Engine, rules: Rules, make_record: RecordFactory
+    engine: Engine, rules: Rules, make_record: RecordFactory
 ) -> None:
     title = "Korg MS-20 s/n 143210 " + "Korg MS-20 Polysix Mono/Poly " * (50 * 1024 * 1024 // 29)
     huge = make_record(title=title)
-    summary = ingest_jsonl(io.BytesIO(_line(huge) + _line(make_record())), sqlite_engine, rules, now=NOW)
+    summary = ingest_jsonl(io.BytesIO(_line(huge) + _line(make_record())), engine, rules, now=NOW)
     assert summary.errors == []
     assert summary.listings_new == 2
     cut = f"title: first {MAX_TITLE} of {len(title)} characters read"
     assert f"line 1: {cut} by the analyser; stored in full" in summary.notes
-    stored = _stored(sqlite_engine)[huge["url"]]
+    stored = _stored(engine)[huge["url"]]
     assert len(stored.title) == len(title)
     assert stored.analysis_cut == [cut]
     # A later, shorter text is no longer cut: the note goes.
-    ingest_jsonl(io.BytesIO(_line({**huge, "title": "Korg MS-20 s/n 143210"})), sqlite_engine, rules, now=NOW)
-    assert _stored(sqlite_engine)[huge["url"]].analysis_cut is None
+    ingest_jsonl(io.BytesIO(_line({**huge, "title": "Korg MS-20 s/n 143210"})), engine, rules, now=NOW)
+    assert _stored(engine)[huge["url"]].analysis_cut is None
