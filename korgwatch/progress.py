@@ -39,8 +39,11 @@ def count_lines(path: str | Path) -> int | None:
 class WorkProgress:
     """A progress bar for `lines` of input on a terminal; a no-op elsewhere."""
 
-    def __init__(self, description: str, total: int | None, console: Console | None = None) -> None:
+    def __init__(
+        self, description: str, total: int | None, console: Console | None = None, unit: str = "listings"
+    ) -> None:
         self.console = console or Console()
+        self.unit = unit
         self.enabled = self.console.is_terminal
         self.started = time.monotonic()
         self.lines = self.listings = self.errors = 0
@@ -51,7 +54,7 @@ class WorkProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TextColumn("{task.completed:,.0f} lines"),
-                TextColumn("{task.fields[rate]:,.0f} listings/s"),
+                TextColumn(f"{{task.fields[rate]:,.0f}} {unit}/s"),
                 TextColumn("{task.fields[errors]:,} errors"),
                 TimeElapsedColumn(),
                 console=self.console,
@@ -80,13 +83,13 @@ class WorkProgress:
         return self.listings / max(time.monotonic() - self.started, 1e-6)
 
     def summary(self, what: str) -> None:
-        """The closing line, on a terminal only: "ingest: 100,000 lines, 99,998 listings in 10.2 s (…/s), 2 errors"."""
+        """The closing line, on a terminal only: "ingest f: 100 lines, 98 listings in 0.1 s (…/s), 2 errors"."""
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.started
         self.console.print(
-            f"{what}: {self.lines:,} lines, {self.listings:,} listings in {elapsed:.1f} s "
-            f"({self.rate:,.0f} listings/s), {self.errors:,} errors",
+            f"{what}: {self.lines:,} lines, {self.listings:,} {self.unit} in {elapsed:.1f} s "
+            f"({self.rate:,.0f} {self.unit}/s), {self.errors:,} errors",
             highlight=False,
             markup=False,
         )

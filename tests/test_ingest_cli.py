@@ -103,16 +103,11 @@ def test_no_progress_output_when_stdout_is_not_a_terminal(sqlite_url: str) -> No
     assert b"listings/s" not in result.stdout + result.stderr
 
 
-def test_progress_and_summary_line_on_a_terminal(sqlite_url: str) -> None:
+def _on_a_terminal(*args: str) -> str:
+    """Run korgwatch with its standard output on a pseudo-terminal; what the terminal showed."""
     leader, follower = pty.openpty()
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
-    process = subprocess.Popen(
-        [*KORGWATCH, "ingest", "examples/listings.jsonl", "--db", sqlite_url, "-f", "json"],
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        cwd=REPO,
-        env=env,
-    )
+    process = subprocess.Popen([*KORGWATCH, *args], stdout=follower, stderr=subprocess.PIPE, cwd=REPO, env=env)
     os.close(follower)
     output = b""
     while True:
@@ -129,9 +124,18 @@ def test_progress_and_summary_line_on_a_terminal(sqlite_url: str) -> None:
     os.close(leader)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr.decode()
-    text = output.decode(errors="replace")
+    return output.decode(errors="replace")
+
+
+def test_progress_and_summary_line_on_a_terminal(sqlite_url: str) -> None:
+    text = _on_a_terminal("ingest", "examples/listings.jsonl", "--db", sqlite_url, "-f", "json")
     summary = r"ingest examples/listings\.jsonl: 7 lines, 7 listings in [\d.]+ s \([\d,]+ listings/s\), 0 errors"
     assert re.search(summary, text), text
+
+
+def test_register_import_summary_line_on_a_terminal(sqlite_url: str) -> None:
+    text = _on_a_terminal("register", "import", "config/register/seed.csv", "--db", sqlite_url, "-f", "json")
+    assert re.search(r"register import config/register/seed\.csv: [\d,]+ lines, [\d,]+ rows in", text), text
 
 
 def test_ctrl_c_stops_after_the_batch_in_flight_and_the_resume_completes_it(

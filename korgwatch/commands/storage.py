@@ -164,19 +164,19 @@ def ingest(
     """
     rules = _rules(config)
     name = "<stdin>" if source == "-" else source
-    with _engine(db) as engine:
-        try:
-            stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
-        except OSError as exc:
-            raise _fail(f"{source}: cannot read ({exc.strerror})", 2) from None
-        total = None if source == "-" else count_lines(source)
-        done = IngestSummary(lines_done=skip)
+    done = {"lines": skip, "stored": 0}  # what the last stored batch reached: the resume point
 
-        def progress(summary: IngestSummary) -> None:
-            done.lines_done, done.listings_new = summary.lines_done, summary.listings_stored
-            bar.update(summary.lines_done, summary.listings_stored, len(summary.errors))
+    def progress(summary: IngestSummary) -> None:
+        done["lines"], done["stored"] = summary.lines_done, summary.listings_stored
+        bar.update(summary.lines_done, summary.listings_stored, len(summary.errors))
 
-        try:
+    try:
+        with _engine(db) as engine:
+            try:
+                stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+                total = None if source == "-" else count_lines(source)
+            except OSError as exc:
+                raise _fail(f"{source}: cannot read ({exc.strerror})", 2) from None
             with stream, WorkProgress(f"ingest {name}", total) as bar, stop_on_interrupt() as stop:
                 summary = ingest_jsonl(
                     stream,
@@ -189,10 +189,10 @@ def ingest(
                     progress=progress,
                     stop=stop.is_set,
                 )
-        except KeyboardInterrupt:  # a second Ctrl-C: the batch in flight was rolled back
-            _interrupted(name, done.lines_done, done.listings_new, skip)
-        except OSError as exc:
-            raise _fail(f"{name}: cannot read ({exc.strerror})", 2) from None
+    except KeyboardInterrupt:  # a second Ctrl-C (or one before the work began): the batch in flight rolled back
+        _interrupted(name, done["lines"], done["stored"], skip)
+    except OSError as exc:
+        raise _fail(f"{name}: cannot read ({exc.strerror})", 2) from None
     for message in sorted([*summary.errors, *summary.notes], key=_line_number):
         err_console.print(f"{name}: {message}", highlight=False, markup=False)
     if summary.interrupted:
@@ -240,7 +240,7 @@ def register_import(
         raise _fail(f"{path}: no such file", 2)
     lines = count_lines(path) or 0
     try:
-        with WorkProgress(f"register import {path}", lines) as bar, _engine(db) as engine:
+        with WorkProgress(f"register import {path}", lines, unit="rows") as bar, _engine(db) as engine:
             with session_scope(engine) as session:  # one transaction: Ctrl-C rolls it all back
                 summary = import_register_csv(session, path, rules)
             bar.update(lines, summary.added + summary.updated + summary.unchanged, len(summary.errors))
