@@ -49,8 +49,7 @@ def write_dead_letters(
     lines = [
         json.dumps(
             {"record": r.to_dict(), "error": error, "failed_at": now.isoformat(), "attempts": attempts},
-            ensure_ascii=False,
-        )
+        )  # ASCII: a lone surrogate from a JSON API must not make the letter unwritable
         for r in records
     ]
     with path.open("a", encoding="utf-8") as out:

@@ -139,6 +139,8 @@ class IngestPipeline:
             for error in part.errors:
                 self.crawler.stats.inc_value("korgwatch/errors")
                 logger.error("ingest: %s", error)
+            for note in part.notes:  # stored, with a field changed to be storable (db/records.py)
+                logger.info("ingest: %s", note)
             self.crawler.signals.send_catch_log(signal=ingest_stored, run=run, summary=part)
 
     def _ingest(self, batch: list[ListingRecord]) -> IngestSummary:

@@ -96,7 +96,7 @@ def test_replay_stores_the_good_letters_and_keeps_only_the_refused(
 ) -> None:
     dead = tmp_path / "dead"
     # Letters as an older korgwatch wrote them: a whole page sent away by one bad listing.
-    page = _page(30, {4: "Korg MS-20 POISON", 9: "Korg MS-20 \x00 NUL"})
+    page = _page(30, {4: "Korg MS-20 POISON", 9: "Korg MS-20 \x00 NUL", 12: "Korg MS-20 \ud800 lone"})
     path = write_dead_letters(dead, page, "database error: PostgreSQL text fields cannot contain NUL", 1)
     with path.open("a", encoding="utf-8") as out:
         out.write("not a dead letter\n")
@@ -113,7 +113,9 @@ def test_replay_stores_the_good_letters_and_keeps_only_the_refused(
     assert "Traceback" not in result.stderr
     assert f"{path}:5: database error (refused): " in result.stderr
     assert "29 new" in result.stdout and "1 still refused" in result.stdout
-    assert len(_titles(engine)) == 29
+    titles = _titles(engine)
+    assert len(titles) == 29
+    assert {"Korg MS-20 \ufffd NUL", "Korg MS-20 \ufffd lone"} <= titles
     kept = path.read_text(encoding="utf-8").splitlines()
     assert len(kept) == 2 and kept[1] == "not a dead letter"
     assert json.loads(kept[0])["record"]["url"] == "https://reverb.com/item/4"
