@@ -202,3 +202,36 @@ def test_a_50_mb_title_is_stored_whole_and_its_cut_is_recorded(
     # A later, shorter text is no longer cut: the note goes.
     ingest_jsonl(io.BytesIO(_line({**huge, "title": "Korg MS-20 s/n 143210"})), engine, rules, now=NOW)
     assert _stored(engine)[huge["url"]].analysis_cut is None
+
+
+def test_the_price_migration_keeps_existing_prices(db_url: str) -> None:
+    """Prices stored before 0006_ingest (a float on SQLite, NUMERIC(14, 2) on PostgreSQL) come through exact."""
+    from alembic.command import downgrade
+
+    from db.engine import make_engine
+    from db.migrate import alembic_config, upgrade
+
+    upgrade(db_url, "0005")
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as session:
+            session.execute(text("INSERT INTO sources (name) VALUES ('old')"))
+            session.execute(
+                text(
+                    "INSERT INTO listings (source_id, external_id, url, title, body, price, first_seen, last_seen, "
+                    "images, content_hash, record_hash, extra) SELECT id, :key, :url, 't', '', :price, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '[]', 'c', 'r', '{}' FROM sources"
+                ),
+                [{"key": k, "url": k, "price": p} for k, p in (("a", 850), ("b", 1234.5), ("c", None))],
+            )
+        upgrade(db_url)
+        with session_scope(engine) as session:
+            prices = dict(session.execute(select(Listing.external_id, Listing.price)).all())
+        assert prices == {"a": Decimal("850.00"), "b": Decimal("1234.50"), "c": None}
+        assert str(prices["a"]) == "850.00"
+        with engine.begin() as connection:  # and back down, as the lead's re-chaining may need
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            downgrade(config, "0005")
+    finally:
+        engine.dispose()
