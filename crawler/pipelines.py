@@ -6,8 +6,9 @@ crawl keeps downloading while the analyser and the database work; batches are wr
 
 No listing is lost to the store: while the database refuses connections a batch waits and is retried with
 growing pauses (the crawl waits with it); after KORGWATCH_STORE_RETRIES it goes to a dead-letter file
-(crawler/deadletter.py) with the error, to be replayed by `korgwatch dead-letter replay`. A worker's batches
-are grouped by crawl run, and each stored group is reported to the run ledger (`ingest_stored`).
+(crawler/deadletter.py) with the error, to be replayed by `korgwatch dead-letter replay`. A listing the
+store refuses (not the database being down) is split out of its batch: only it goes to the dead letters. A
+worker's batches are grouped by crawl run, and each stored group is reported to the run ledger (`ingest_stored`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from typing import TYPE_CHECKING, Any, Self
 from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from crawler.deadletter import DeadLetterUnwritable, dead_letter_dir, write_dead_letters
 from crawler.distributed.tracker import ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
-from db.engine import make_engine, session_scope
-from db.ingest import IngestSummary, ingest_records, short_error
+from db.engine import make_engine
+from db.ingest import IngestSummary, ingest_records, store_isolating
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -63,15 +63,6 @@ def to_record(item: Any) -> ListingRecord:
     values.pop("crawl_run", None)
     values["images"] = tuple(values.get("images") or ())
     return ListingRecord(**values)
-
-
-def transient(exc: SQLAlchemyError) -> bool:
-    """The database could not be reached or dropped the connection: worth waiting for, not the data's fault."""
-    if isinstance(exc, IntegrityError):
-        return False
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
 
 
 class IngestPipeline:
@@ -154,35 +145,41 @@ class IngestPipeline:
             for error in part.errors:
                 self.crawler.stats.inc_value("korgwatch/errors")
                 logger.error("ingest: %s", error)
+            for note in part.notes:  # stored, with a field changed to be storable (db/records.py)
+                logger.info("ingest: %s", note)
             self.crawler.signals.send_catch_log(signal=ingest_stored, run=run, summary=part)
 
     def _ingest(self, batch: list[ListingRecord]) -> IngestSummary:
-        """One transaction. A unique-key race with another writer is retried at once (then it sees theirs);
-        an unreachable database is waited for; what still fails goes to the dead letters."""
+        """Store a batch, isolating the listings the store refuses (each alone goes to the dead letters); an
+        unreachable database is waited for; what is still unstored after the retries goes to the dead letters."""
         assert self.engine is not None and self.rules is not None
+        rules = self.rules
+        summary = IngestSummary()
+        pending = batch
         attempt = 0
         while True:
             attempt += 1
-            try:
-                with session_scope(self.engine) as session:
-                    return ingest_records(session, batch, self.rules)
-            except IntegrityError as exc:
-                if attempt >= 2:
-                    return self._dead(batch, exc, attempt)
-            except SQLAlchemyError as exc:
-                if not transient(exc) or attempt > self.retries:
-                    return self._dead(batch, exc, attempt)
-                pause = min(self.retry_base * 2 ** (attempt - 1), self.retry_max)
-                self.crawler.stats.inc_value("korgwatch/store_retries")
-                logger.warning(
-                    "store unavailable (%s): batch of %d listings waits %.1f s (retry %d of %d)",
-                    short_error(exc),
-                    len(batch),
-                    pause,
-                    attempt,
-                    self.retries,
-                )
-                time.sleep(pause)
+            result = store_isolating(self.engine, pending, lambda session, part: ingest_records(session, part, rules))
+            summary.add(result.summary)
+            for record, reason in result.refused:
+                summary.add(self._dead([record], f"database error (refused): {reason}", attempt))
+            if not result.unstored:
+                return summary
+            pending = result.unstored
+            if attempt > self.retries:
+                summary.add(self._dead(pending, f"database error: {result.unavailable}", attempt))
+                return summary
+            pause = min(self.retry_base * 2 ** (attempt - 1), self.retry_max)
+            self.crawler.stats.inc_value("korgwatch/store_retries")
+            logger.warning(
+                "store unavailable (%s): batch of %d listings waits %.1f s (retry %d of %d)",
+                result.unavailable,
+                len(pending),
+                pause,
+                attempt,
+                self.retries,
+            )
+            time.sleep(pause)
 
     def _fail_run(self, reason: str) -> None:
         """Listings were lost: the run fails (`failed`, exit non-zero, the reason in `runs`) and stops now."""
@@ -193,14 +190,14 @@ class IngestPipeline:
         if engine is not None and engine.running:  # not awaited: closing may be what is flushing this batch
             deferred_from_coro(engine.close_spider_async(reason="listings_lost"))
 
-    def _dead(self, batch: list[ListingRecord], exc: SQLAlchemyError, attempts: int) -> IngestSummary:
-        message = short_error(exc)
-        path = write_dead_letters(self.dead_letters, batch, f"database error: {message}", attempts)
+    def _dead(self, batch: list[ListingRecord], error: str, attempts: int) -> IngestSummary:
+        path = write_dead_letters(self.dead_letters, batch, error, attempts)
         self.crawler.stats.inc_value("korgwatch/dead_letters", len(batch))
+        what = batch[0].url if len(batch) == 1 else f"batch of {len(batch)} listings"
         return IngestSummary(
             batches_failed=1,
             errors=[
-                f"batch of {len(batch)} listings not stored after {attempts} attempt(s): database error: {message}; "
+                f"{what} not stored after {attempts} attempt(s): {error}; "
                 f"kept in {path} (replay: korgwatch dead-letter replay)"
             ],
         )

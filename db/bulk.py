@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.jsontext import dumps_or_null
-from db.models import UTCDateTime
+from db.models import ExactDecimal, UTCDateTime
 
 # Keys per look-up statement: `one_of` binds them all as one parameter, except on an SQLite too old for
 # json_each, where each is a parameter of its own (and SQLite before 3.32 allows 999 of them).
@@ -53,6 +53,8 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
         return _sqlite_datetime
     if isinstance(kind, JSON):
         return dumps_or_null
+    if isinstance(kind, ExactDecimal):
+        return lambda v: None if v is None else f"{v:.2f}"
     if isinstance(kind, Numeric):
         return lambda v: None if v is None else str(v)
     if isinstance(kind, Boolean):

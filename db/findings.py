@@ -36,6 +36,13 @@ class FoundInstrument(NamedTuple):
 Findings = tuple[FoundInstrument, ...]
 
 
+class Analysed(NamedTuple):
+    """One listing's findings and the fields the analyser read only in part (`ListingAnalysis.cut`)."""
+
+    findings: Findings
+    cut: tuple[str, ...]
+
+
 def findings_of(analysis: ListingAnalysis) -> Findings:
     """The store's view of one listing's analysis."""
     found = []
@@ -56,9 +63,10 @@ def findings_of(analysis: ListingAnalysis) -> Findings:
     return tuple(found)
 
 
-def analyse_findings(analyse: Analyser, title: str, body: str, rules: Rules) -> Findings | str:
+def analyse_findings(analyse: Analyser, title: str, body: str, rules: Rules) -> Analysed | str:
     """The findings of one listing, or why its analysis failed: a bug in the analyser must not lose a batch."""
     try:
-        return findings_of(analyse(title, body, rules))
+        analysis = analyse(title, body, rules)
+        return Analysed(findings_of(analysis), tuple(getattr(analysis, "cut", ())))
     except Exception as exc:
         return f"analysis failed ({type(exc).__name__}: {exc})"

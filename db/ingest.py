@@ -2,8 +2,9 @@
 
 `ingest_records` works on a whole batch with a handful of Core bulk statements (not one ORM flush per row),
 so that a 100,000-listing backfill stays close to raw `executemany` speed. It never commits: the caller owns
-the transaction, and `ingest_jsonl` uses one transaction per batch so a database error loses one batch,
-never half of one.
+the transaction, and `ingest_jsonl` uses one transaction per batch. A batch the database refuses (for any
+reason but being unavailable) is split and retried by `store_isolating` until the refused records stand
+alone: they are reported, the rest is stored.
 
 How an appearance is classified (the register page's vocabulary):
 - the first sighting of a model+serial is `new`, unless the register already has it (then the listing is a
@@ -21,21 +22,21 @@ several units, or none, stays with unit 1: the reviewer moves it if need be.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.bulk import KEYS_PER_LOOKUP, bulk_insert, bulk_insert_ids, bulk_update, insert_ignore, one_of
 from db.engine import session_scope
 from db.findings import Analyser, Findings, FoundInstrument, analyse_findings
+from db.jsonlines import LineError, numbered_lines, read_json_line
 from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
 from db.records import RecordError, StoredRecord, normalise_record
 from pipeline.rules import Rules
@@ -61,6 +62,9 @@ class IngestSummary:
     flags_raised: int = 0
     batches_failed: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # records stored with a change ("line 3: seller: clipped ...")
+    lines_done: int = 0  # ingest_jsonl: every line up to this one is stored or reported (the resume point)
+    interrupted: bool = False  # ingest_jsonl stopped early on request
 
     def add(self, other: IngestSummary) -> None:
         for name in (
@@ -75,6 +79,11 @@ class IngestSummary:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        self.notes.extend(other.notes)
+
+    @property
+    def listings_stored(self) -> int:
+        return self.listings_new + self.listings_updated + self.listings_unchanged
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -455,6 +464,7 @@ def ingest_stored(
     summary = IngestSummary()
     now = now or utcnow()
     analyse = analyser or default_analyser()
+    summary.notes.extend(f"{label}: {note}; stored" for label, record in labelled for note in record.notes)
     # The same listing twice in one batch: the later copy wins.
     latest: dict[tuple[str, str], tuple[str, StoredRecord]] = {}
     for label, record in labelled:
@@ -530,12 +540,17 @@ def ingest_stored(
         summary.listings_new += len(new_rows)
 
     analysed: list[_Analysed] = []
+    cuts: list[dict[str, Any]] = []
     for listing_id, label, record, seen_at, existed in to_analyse:
         result = analyse_findings(analyse, record.title, record.body, rules)
         if isinstance(result, str):
             summary.errors.append(f"{label}: {result}; listing stored")
             continue
-        analysed.append(_Analysed(listing_id, record, seen_at, result, label, existed))
+        if result.cut or existed:  # a changed text may no longer be cut
+            cuts.append({"id": listing_id, "analysis_cut": list(result.cut) or None})
+            summary.notes.extend(f"{label}: {cut} by the analyser; stored in full" for cut in result.cut)
+        analysed.append(_Analysed(listing_id, record, seen_at, result.findings, label, existed))
+    bulk_update(session, Listing.__table__, "id", cuts)
     if analysed:
         _store_analyses(session, analysed, summary, repost_window, now)
     return summary
@@ -761,32 +776,93 @@ def _store_analyses(
         summary.flags_raised += len(new_flags)
 
 
+# --- refused records, isolated ------------------------------------------------------------------------
+
+
+def db_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: worth waiting for, not the data's fault."""
+    if isinstance(exc, IntegrityError) or not isinstance(exc, SQLAlchemyError):
+        return False
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+@dataclass
+class Isolated(Generic[T]):
+    """What `store_isolating` did with a batch: the stored parts' summary, the items the database refused (each
+    with its reason), and the items not tried because the database became unavailable (with why)."""
+
+    summary: IngestSummary = field(default_factory=IngestSummary)
+    refused: list[tuple[T, str]] = field(default_factory=list)
+    unstored: list[T] = field(default_factory=list)
+    unavailable: str | None = None
+
+
+def store_isolating(
+    engine: Engine, items: Sequence[T], store: Callable[[Session, Sequence[T]], IngestSummary]
+) -> Isolated[T]:
+    """Store `items` in one transaction; if the database refuses it, halve and retry until each refused item
+    stands alone, so one bad record costs itself, not its batch.
+
+    A unique-key clash is retried once first (a concurrent writer got there: the retry sees its rows). A value
+    the driver cannot send (ValueError) counts as a refusal. An unavailable database stops the work: what is
+    left is returned in `unstored`, for the caller to wait for or report.
+    """
+    result: Isolated[T] = Isolated()
+    parts: list[Sequence[T]] = [items]  # a stack: the first half is tried first, so the order is kept
+    while parts:
+        part = parts.pop()
+        if not part:
+            continue
+        for attempt in (1, 2):
+            try:
+                with session_scope(engine) as session:
+                    stored = store(session, part)
+            except (SQLAlchemyError, ValueError) as exc:
+                if db_unavailable(exc):
+                    result.unstored = [item for rest in (part, *reversed(parts)) for item in rest]
+                    result.unavailable = short_error(exc)
+                    return result
+                if isinstance(exc, IntegrityError) and attempt == 1:
+                    continue
+                if len(part) == 1:
+                    result.refused.append((part[0], short_error(exc)))
+                else:
+                    middle = len(part) // 2
+                    parts += [part[middle:], part[:middle]]
+                break
+            result.summary.add(stored)
+            break
+    return result
+
+
 # --- JSON Lines -------------------------------------------------------------------------------------
 
 
-def _open_lines(source: str | Path | IO[str]) -> tuple[IO[str], bool]:
+def _open_lines(source: str | Path | IO[bytes] | IO[str]) -> tuple[IO[bytes] | IO[str], bool]:
     if isinstance(source, str | Path):
-        return open(source, encoding="utf-8"), True  # closed by the caller
+        return open(source, "rb"), True
     return source, False
 
 
-def _read_jsonl(stream: IO[str], summary: IngestSummary) -> Iterator[tuple[str, StoredRecord]]:
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
+def _read_jsonl(
+    stream: IO[bytes] | IO[str], summary: IngestSummary, default_source: str | None, skip: int
+) -> Iterator[tuple[int, StoredRecord | None]]:
+    """(line number, record) per non-blank line; a bad line is reported in `summary.errors` and gives None."""
+    for number, raw in numbered_lines(stream, skip):
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            summary.errors.append(f"line {number}: not JSON ({exc.msg} at column {exc.colno})")
-            continue
-        try:
-            yield f"line {number}", normalise_record(data)
-        except RecordError as exc:
+            data = read_json_line(raw, number, exact_numbers=True)
+            if default_source and isinstance(data, dict) and not data.get("source"):
+                data["source"] = default_source
+            yield number, normalise_record(data)
+        except (LineError, RecordError) as exc:
             summary.errors.append(f"line {number}: {exc}")
+            yield number, None
 
 
 def ingest_jsonl(
-    source: str | Path | IO[str],
+    source: str | Path | IO[bytes] | IO[str],
     engine: Engine,
     rules: Rules,
     *,
@@ -795,24 +871,46 @@ def ingest_jsonl(
     now: datetime | None = None,
     analyser: Analyser | None = None,
     ingest: Callable[..., IngestSummary] = ingest_stored,
+    default_source: str | None = None,
+    skip: int = 0,
+    progress: Callable[[IngestSummary], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> IngestSummary:
-    """Ingest a JSON Lines file (or stream, e.g. stdin), one transaction per `batch_size` good records.
+    """Ingest a JSON Lines file (or a binary stream such as stdin's buffer), one transaction per `batch_size`
+    good records.
 
-    A bad line is reported by number and skipped; a database error rolls back its batch (reported with the
-    batch's line range) while the other batches still land. A unique-key clash with a concurrent writer is
-    retried once, since the second attempt sees the other writer's rows.
+    Each line is decoded and parsed on its own: a bad line is reported by number and skipped. A batch the
+    database refuses is split until the refused records are found (`store_isolating`); they are reported by
+    line and the rest is stored. A batch lost because the database is unavailable is reported with its line
+    range. `default_source` fills in records without a source; `skip` passes over the first lines (a resume
+    point); `progress` is called after each batch; `stop` is asked after each batch, and when it says so the
+    ingest ends there (`interrupted`; `lines_done` is the resume point).
     """
-    summary = IngestSummary()
+    summary = IngestSummary(lines_done=skip)
     stream, close = _open_lines(source)
+    stopping = stop or (lambda: False)
     try:
         batch: list[tuple[str, StoredRecord]] = []
-        for item in _read_jsonl(stream, summary):
-            batch.append(item)
-            if len(batch) >= batch_size:
-                _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+        read = skip
+        for read, record in _read_jsonl(stream, summary, default_source, skip):
+            if record is not None:
+                batch.append((f"line {read}", record))
+            stopped = stopping()
+            if len(batch) >= batch_size or stopped:
+                if batch:
+                    _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
                 batch = []
+                summary.lines_done = read
+                if progress is not None:
+                    progress(summary)
+                if stopped:
+                    summary.interrupted = True
+                    return summary
         if batch:
             _flush(batch, engine, rules, summary, repost_window, now, analyser, ingest)
+        summary.lines_done = read
+        if progress is not None:
+            progress(summary)
     finally:
         if close:
             stream.close()
@@ -829,23 +927,20 @@ def _flush(
     analyser: Analyser | None,
     ingest: Callable[..., IngestSummary],
 ) -> None:
-    where = f"{batch[0][0]}" if len(batch) == 1 else f"{batch[0][0]}–{batch[-1][0].removeprefix('line ')}"
-    for attempt in (1, 2):
-        try:
-            with session_scope(engine) as session:
-                part = ingest(session, batch, rules, repost_window=window, now=now, analyser=analyser)
-        except IntegrityError as exc:
-            if attempt == 1:
-                continue
-            summary.batches_failed += 1
-            summary.errors.append(f"{where}: database error, batch rolled back: {short_error(exc)}")
-            return
-        except SQLAlchemyError as exc:
-            summary.batches_failed += 1
-            summary.errors.append(f"{where}: database error, batch rolled back: {short_error(exc)}")
-            return
-        summary.add(part)
-        return
+    result = store_isolating(
+        engine,
+        batch,
+        lambda session, part: ingest(session, part, rules, repost_window=window, now=now, analyser=analyser),
+    )
+    summary.add(result.summary)
+    refused = sorted(result.refused, key=lambda item: int(item[0][0].removeprefix("line ")))
+    for (label, _), reason in refused:
+        summary.errors.append(f"{label}: refused by the database ({reason}); not stored")
+    if result.unstored:
+        first, last = result.unstored[0][0], result.unstored[-1][0].removeprefix("line ")
+        where = first if len(result.unstored) == 1 else f"{first}–{last}"
+        summary.batches_failed += 1
+        summary.errors.append(f"{where}: database unavailable, not stored: {result.unavailable}")
 
 
 def short_error(exc: BaseException) -> str:

@@ -70,6 +70,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money as an exact decimal with two places: NUMERIC(18, 2) on PostgreSQL, the decimal's text on SQLite.
+
+    SQLite has no decimal type: a NUMERIC column turns "123456789012345.99" into a float (…345.98), so the
+    SQLite column is TEXT (migration 0006_ingest) and holds the value as written, e.g. "850.00".
+    """
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(18, 2))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return f"{Decimal(value) if isinstance(value, str) else value:.2f}"
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(value if isinstance(value, str) else str(value))
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -105,7 +131,7 @@ class Listing(Base):
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text, default="")
     seller: Mapped[str | None] = mapped_column(String(255))
-    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     currency: Mapped[str | None] = mapped_column(String(8))
     posted_at: Mapped[datetime | None]
     first_seen: Mapped[datetime]
@@ -114,6 +140,8 @@ class Listing(Base):
     content_hash: Mapped[str] = mapped_column(String(64))  # title + body: a change makes a revision
     record_hash: Mapped[str] = mapped_column(String(64))  # every stored field: a change makes an update
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The fields the analyser read only in part ("title: first 2048 of 52428800 characters read"), else NULL.
+    analysis_cut: Mapped[list[str] | None] = mapped_column(JSON)
 
     source: Mapped[Source] = relationship()
 

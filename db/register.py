@@ -8,6 +8,7 @@ changes nothing (the key is model + serial + url).
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.bulk import insert_or_update
 from db.ingest import DEFAULT_REPOST_WINDOW, reclassify_instruments
+from db.jsonlines import LineError, decode_line
 from db.models import Instrument, RegisterEntry
 from pipeline.rules import Rules
 
@@ -166,12 +168,30 @@ def import_register_rows(
     return summary
 
 
-def import_register_csv(session: Session, path: str | Path | IO[str], rules: Rules) -> RegisterImportSummary:
-    """Read and import one CSV file; bad rows are reported in `errors`, good ones kept."""
+def decoded_lines(stream: IO[bytes], errors: list[str], name: str = "") -> list[str]:
+    """The file's lines as text, decoded one by one: a line that is not UTF-8 is reported ("file: line N: not
+    UTF-8 text (byte 0xff at byte 12)") and read as an empty line, so the others keep their numbers."""
+    prefix = f"{name}: " if name else ""
+    lines = []
+    for number, raw in enumerate(stream, 1):
+        try:
+            lines.append(decode_line(raw, number))
+        except LineError as exc:
+            errors.append(f"{prefix}line {number}: {exc}")
+            lines.append("\n")
+    return lines
+
+
+def import_register_csv(
+    session: Session, path: str | Path | IO[bytes] | IO[str], rules: Rules
+) -> RegisterImportSummary:
+    """Read and import one CSV file; bad rows (and lines that are not UTF-8) are reported in `errors`, good
+    ones kept."""
     summary = RegisterImportSummary()
     if isinstance(path, str | Path):
-        with open(path, encoding="utf-8-sig", newline="") as stream:
-            rows = read_register_csv(stream, rules, summary.errors, str(path))
+        with open(path, "rb") as stream:
+            lines = decoded_lines(stream, summary.errors, str(path))
+        rows = read_register_csv(io.StringIO("".join(lines), newline=""), rules, summary.errors, str(path))
     else:
-        rows = read_register_csv(path, rules, summary.errors)
+        rows = read_register_csv(path, rules, summary.errors)  # type: ignore[arg-type]
     return import_register_rows(session, rows, summary)

@@ -1,4 +1,4 @@
-"""ingest_jsonl: bad lines named by number, one transaction per batch, a failing batch rolled back whole."""
+"""ingest_jsonl: bad lines named by number, one transaction per batch, a refused record isolated from its batch."""
 
 from __future__ import annotations
 
@@ -62,10 +62,11 @@ def test_bad_lines_are_reported_with_numbers(
     assert _count(engine, Listing) == 2
 
 
-def test_database_error_rolls_back_only_its_batch(
+def test_database_error_costs_only_the_refused_record(
     engine: Engine, rules: Rules, make_record: RecordFactory
 ) -> None:
-    """The third batch breaks a NOT NULL constraint after its listings were written: none of them remain."""
+    """The third batch breaks a NOT NULL constraint after its listings were written: it is split, its good
+    listing is stored and only BOOM's line is reported."""
 
     def ingest_then_fail_on_boom(session: Session, batch: list, rules: Rules, **kwargs: Any) -> IngestSummary:
         summary = ingest_stored(session, batch, rules, **kwargs)
@@ -79,15 +80,16 @@ def test_database_error_rolls_back_only_its_batch(
     summary = ingest_jsonl(
         io.StringIO(_jsonl(*lines)), engine, rules, batch_size=2, now=NOW, ingest=ingest_then_fail_on_boom
     )
-    assert summary.batches_failed == 1
+    assert summary.batches_failed == 0
     assert len(summary.errors) == 1
-    assert summary.errors[0].startswith("line 5–6: database error, batch rolled back")
-    assert summary.listings_new == 5
-    assert _count(engine, Listing) == 5
-    assert _count(engine, Appearance) == 5
+    assert summary.errors[0].startswith("line 6: refused by the database (")
+    assert summary.errors[0].endswith("); not stored")
+    assert summary.listings_new == 6
+    assert _count(engine, Listing) == 6
+    assert _count(engine, Appearance) == 6
     with session_scope(engine) as session:
         titles = set(session.scalars(select(Listing.title)))
-    assert "BOOM" not in titles and "Korg MS-10 s/n 134499" not in titles
+    assert "BOOM" not in titles and "Korg MS-10 s/n 134499" in titles
 
 
 def test_reingest_file_is_idempotent(engine: Engine, rules: Rules, make_record: RecordFactory) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
+from db.jsonlines import LineError, decode_line, has_lone_surrogate, numbered_lines, parse_json
 from korgwatch.paths import config_dir
 from pipeline.analyse import analyser_for
 from pipeline.checks import explain_serial
@@ -67,24 +68,16 @@ def rules_explain(
         typer.echo(line)
 
 
-def _read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(stream, start=1):
-        if line.strip():
-            yield number, line
-
-
-def _listing_from_line(raw: bytes, where: str) -> dict[str, Any]:
-    """One JSON Lines record, or a ValueError that says what is wrong with it."""
+def _listing_from_line(raw: bytes | str, number: int, where: str) -> dict[str, Any]:
+    """One JSON Lines record (read by db.jsonlines, as ingest reads it), or a ValueError that says what is
+    wrong with it."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{where}: not UTF-8 text (binary input?)") from None
-    if "\x00" in text:
-        raise ValueError(f"{where}: contains a NUL byte (binary input?)")
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+        text = decode_line(raw, number)
+        if "\x00" in text:
+            raise LineError("contains a NUL byte (binary input?)")
+        record = parse_json(text)
+    except LineError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if not isinstance(record.get("title"), str):
@@ -92,6 +85,8 @@ def _listing_from_line(raw: bytes, where: str) -> dict[str, Any]:
     body = record.get("body", "")
     if body is not None and not isinstance(body, str):
         raise ValueError(f"{where}: 'body' must be a string")
+    if ("\\ud" in text or "\\uD" in text) and has_lone_surrogate(json.dumps(record, ensure_ascii=False)):
+        raise ValueError(f"{where}: contains a lone surrogate (a \\ud800-\\udfff escape without its pair)")
     return record
 
 
@@ -124,9 +119,9 @@ def analyze(
     errors = 0
     out = sys.stdout
     with _open_input(source) as stream:
-        for number, raw in _read_lines(stream):
+        for number, raw in numbered_lines(stream):
             try:
-                record = _listing_from_line(raw, f"{name}: line {number}")
+                record = _listing_from_line(raw, number, f"{name}: line {number}")
             except ValueError as exc:
                 errors += 1
                 typer.echo(str(exc), err=True)

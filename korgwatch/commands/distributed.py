@@ -223,14 +223,15 @@ def dead_letter_replay(
     directory: Annotated[Path | None, typer.Option("--dir", help="Dead-letter folder (default: data dir).")] = None,
     db: DbOption = None,
 ) -> None:
-    """Store the dead letters now (the database is back); a replayed file is renamed `*.replayed`.
+    """Store the dead letters now (the database is back); a file whose letters are all stored is renamed
+    `*.replayed`, and a file keeps only the letters the store still refuses (each named with its reason).
 
     Example: korgwatch dead-letter replay
     """
-    from crawler.deadletter import REPLAYED_SUFFIX, dead_letter_dir, pending_files, read_dead_letters
-    from db.engine import make_engine, session_scope
-    from db.ingest import ingest_records
+    from crawler.deadletter import dead_letter_dir, pending_files, replay_file
+    from db.engine import make_engine
     from db.migrate import upgrade
+    from korgwatch.progress import INTERRUPTED_EXIT, WorkProgress, count_lines, stop_on_interrupt
     from pipeline.rules import load_rules
 
     paths = list(files or pending_files(dead_letter_dir(directory)))
@@ -239,20 +240,36 @@ def dead_letter_replay(
     engine = make_engine(db_url)
     rules = load_rules()
     failed = False
+    total = sum(count_lines(path) or 0 for path in paths)
+    done = [0, 0, 0]  # lines, listings, errors
+
+    def progress(lines: int, listings: int, errors: int) -> None:
+        done[0], done[1], done[2] = done[0] + lines, done[1] + listings, done[2] + errors
+        bar.update(*done)
+
     try:
-        for path in paths:
-            problems: list[str] = []
-            records = [letter.record for letter in read_dead_letters(path, problems)]
-            with session_scope(engine) as session:
-                summary = ingest_records(session, records, rules)
-            for problem in [*problems, *summary.errors]:
-                err_console.print(problem, highlight=False)
-            failed = failed or bool(problems or summary.errors)
-            path.rename(path.with_name(path.name + REPLAYED_SUFFIX))
-            console.print(
-                f"{path.name}: {len(records)} listings replayed ({summary.listings_new} new, "
-                f"{summary.listings_updated} updated, {summary.listings_unchanged} unchanged)"
-            )
+        with WorkProgress("dead-letter replay", total) as bar, stop_on_interrupt() as stop:
+            for path in paths:
+                if stop.is_set():
+                    err_console.print("interrupted: the files not yet replayed are left as they are", highlight=False)
+                    raise typer.Exit(INTERRUPTED_EXIT)
+                result = replay_file(path, engine, rules, progress)
+                for problem in [*result.problems, *result.kept]:
+                    err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+                failed = failed or bool(result.problems or result.kept)
+                summary = result.summary
+                assert summary is not None
+                console.print(
+                    f"{path.name}: {result.letters} listings replayed ({summary.listings_new} new, "
+                    f"{summary.listings_updated} updated, {summary.listings_unchanged} unchanged"
+                    + (f", {len(result.kept)} still refused, kept in the file)" if result.kept else ")"),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        bar.summary("dead-letter replay")
+    except KeyboardInterrupt:  # a second Ctrl-C: the file in flight is left as it was
+        err_console.print("interrupted: the file in flight and those after it are left as they are", highlight=False)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
         engine.dispose()
     if failed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db import queries, review
 from db.engine import make_engine, session_scope
-from db.ingest import DEFAULT_BATCH_SIZE, ingest_jsonl
+from db.ingest import DEFAULT_BATCH_SIZE, IngestSummary, ingest_jsonl
 from db.migrate import upgrade_engine
 from db.register import import_register_csv
 from korgwatch.paths import config_dir, default_db_url
+from korgwatch.progress import INTERRUPTED_EXIT, WorkProgress, count_lines, stop_on_interrupt
 from pipeline.rules import Rules, RulesError, load_rules
 
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
@@ -139,32 +141,87 @@ def ingest(
     ],
     db: DbOption = None,
     config: ConfigOption = None,
-    batch_size: Annotated[int, typer.Option(help="Records per transaction.")] = DEFAULT_BATCH_SIZE,
+    default_source: Annotated[
+        str | None, typer.Option("--source", help="Source name for records that have none.")
+    ] = None,
+    skip: Annotated[int, typer.Option(min=0, help="Skip the first N lines (resume an interrupted ingest).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per transaction.")] = DEFAULT_BATCH_SIZE,
     repost_days: Annotated[int, typer.Option(help="Same seller within this many days = repost.")] = 60,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Store listings and classify the serials in them; bad lines are reported and skipped.
+    """Store listings and classify the serials in them; bad lines are reported by number and skipped.
 
-    Example: korgwatch ingest listings.jsonl
+    One JSON object per line, UTF-8 (docs/ingest.md has the full format and every check):
+    - source, url, title: required strings (--source fills in a missing source)
+    - external_id: string or integer, the listing's key in its source (default: the url)
+    - body, seller: strings; posted_at: ISO-8601 time (UTC if no offset)
+    - price: decimal string or number, kept exactly in cents; currency: at most 8 characters
+    - images: list of URL strings; extra: object, kept as is. Other keys are ignored.
+
+    Ctrl-C stops after the batch in flight and prints the --skip N to resume with (exit 130).
+
+    Example: korgwatch ingest examples/listings.jsonl
     """
     rules = _rules(config)
-    with _engine(db) as engine:
-        try:
-            stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise _fail(f"{source}: cannot read ({exc.strerror})", 2) from None
-        with stream:
-            summary = ingest_jsonl(
-                stream, engine, rules, batch_size=batch_size, repost_window=timedelta(days=repost_days)
-            )
-    for error in summary.errors:
-        err_console.print(f"{'<stdin>' if source == '-' else source}: {error}", highlight=False, markup=False)
+    name = "<stdin>" if source == "-" else source
+    done = {"lines": skip, "stored": 0}  # what the last stored batch reached: the resume point
+
+    def progress(summary: IngestSummary) -> None:
+        done["lines"], done["stored"] = summary.lines_done, summary.listings_stored
+        bar.update(summary.lines_done, summary.listings_stored, len(summary.errors))
+
+    try:
+        with _engine(db) as engine:
+            try:
+                stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+                total = None if source == "-" else count_lines(source)
+            except OSError as exc:
+                raise _fail(f"{source}: cannot read ({exc.strerror})", 2) from None
+            with stream, WorkProgress(f"ingest {name}", total) as bar, stop_on_interrupt() as stop:
+                summary = ingest_jsonl(
+                    stream,
+                    engine,
+                    rules,
+                    batch_size=batch_size,
+                    repost_window=timedelta(days=repost_days),
+                    default_source=default_source,
+                    skip=skip,
+                    progress=progress,
+                    stop=stop.is_set,
+                )
+    except KeyboardInterrupt:  # a second Ctrl-C (or one before the work began): the batch in flight rolled back
+        _interrupted(name, done["lines"], done["stored"], skip)
+    except OSError as exc:
+        raise _fail(f"{name}: cannot read ({exc.strerror})", 2) from None
+    for message in sorted([*summary.errors, *summary.notes], key=_line_number):
+        err_console.print(f"{name}: {message}", highlight=False, markup=False)
+    if summary.interrupted:
+        _interrupted(name, summary.lines_done, summary.listings_stored, skip)
+    bar.summary(f"ingest {name}")
     data = summary.to_dict()
     data.pop("errors")
     data["errors"] = len(summary.errors)
     emit([data], fmt.value, list(data), title="ingest")
     if summary.errors:
         raise typer.Exit(1)
+
+
+def _line_number(message: str) -> int:
+    """The first line number a message names ("line 7: ..." or "line 5–6: ..."), for printing in file order."""
+    found = re.match(r"line (\d+)", message)
+    return int(found[1]) if found else 0
+
+
+def _interrupted(name: str, lines_done: int, stored: int, skip: int) -> None:
+    """Say what is done and how to resume, then exit 130."""
+    resume = f"korgwatch ingest {'-' if name == '<stdin>' else name} --skip {lines_done}"
+    done = f"lines {skip + 1}–{lines_done} done" if lines_done > skip else "no line done"
+    err_console.print(
+        f"{name}: interrupted: {done} ({stored} listings stored); resume with: {resume}",
+        highlight=False,
+        markup=False,
+    )
+    raise typer.Exit(INTERRUPTED_EXIT)
 
 
 @register_app.command("import")
@@ -181,10 +238,19 @@ def register_import(
     rules = _rules(config)
     if not path.is_file():
         raise _fail(f"{path}: no such file", 2)
-    with _engine(db) as engine, session_scope(engine) as session:
-        summary = import_register_csv(session, path, rules)
+    lines = count_lines(path) or 0
+    try:
+        with WorkProgress(f"register import {path}", lines, unit="rows") as bar, _engine(db) as engine:
+            with session_scope(engine) as session:  # one transaction: Ctrl-C rolls it all back
+                summary = import_register_csv(session, path, rules)
+            bar.update(lines, summary.added + summary.updated + summary.unchanged, len(summary.errors))
+    except KeyboardInterrupt:
+        raise _fail(f"{path}: interrupted: nothing imported (run the same command again)", INTERRUPTED_EXIT) from None
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read ({exc.strerror})", 2) from None
     for error in summary.errors:
         err_console.print(error, highlight=False, markup=False)
+    bar.summary(f"register import {path}")
     data = summary.to_dict()
     data["errors"] = len(summary.errors)
     emit([data], fmt.value, list(data), title="register import")
