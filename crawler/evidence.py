@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -53,6 +54,27 @@ def store_evidence(root: Path, body: bytes) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return digest
+
+
+#: A partial evidence file older than this was left by a crawl killed mid-write (a live write takes moments).
+PARTIAL_MAX_AGE = 3600.0
+
+
+def clean_partial_writes(root: Path, max_age: float = PARTIAL_MAX_AGE, now: float | None = None) -> int:
+    """Remove the temporary files of evidence writes that never finished (a crawl killed mid-write).
+
+    Only files older than `max_age` go: another crawl may be writing one right now. Returns how many went.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    for partial in root.glob("*/.tmp-*"):
+        try:
+            if now - partial.stat().st_mtime > max_age:
+                partial.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
 
 
 def load_evidence(root: Path, sha256: str) -> bytes:

@@ -31,6 +31,7 @@ from scrapy.settings import Settings
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from crawler.evidence import clean_partial_writes, default_evidence_dir
 from crawler.monitors import FAILURES_STAT
 from crawler.pipelines import FATAL_STAT, INGEST_STATS
 from crawler.settings import crawl_settings
@@ -355,6 +356,9 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
     from db.migrate import upgrade
 
     upgrade(options.db_url)
+    evidence_root = options.evidence_dir or default_evidence_dir()
+    if clean_partial_writes(evidence_root):
+        logger.info("removed unfinished evidence files left in %s by a killed crawl", evidence_root)
 
     base = Settings()
     base.setmodule("crawler.settings", priority="project")

@@ -118,7 +118,12 @@ def close_lost_runs(session: Session, source: str, opened_before: datetime, now:
     lost = session.scalars(
         select(CrawlRun.id)
         .join(Source, Source.id == CrawlRun.source_id)
-        .where(Source.name == source, CrawlRun.outcome.is_(None), CrawlRun.started_at < opened_before)
+        .where(
+            Source.name == source,
+            CrawlRun.outcome.is_(None),
+            CrawlRun.owner.is_(None),  # a local crawl's run is its own process's to close
+            CrawlRun.started_at < opened_before,
+        )
     ).all()
     return close_runs(session, lost, now, LOST_RUN_NOTE)
 

@@ -188,3 +188,19 @@ def test_a_store_on_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path) -> N
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith("the store failed: OperationalError: database or disk is full")
+
+
+def test_unfinished_evidence_writes_of_a_killed_crawl_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    from crawler.evidence import PARTIAL_MAX_AGE, clean_partial_writes, store_evidence
+
+    root = tmp_path / "evidence"
+    kept = store_evidence(root, b"<html>a page</html>")
+    folder = root / kept[:2]
+    stale, fresh = folder / ".tmp-killed", folder / ".tmp-being-written"
+    stale.write_bytes(b"\x1f\x8b half")
+    fresh.write_bytes(b"\x1f\x8b half")
+    old = stale.stat().st_mtime - PARTIAL_MAX_AGE - 60
+    os.utime(stale, (old, old))
+    assert clean_partial_writes(root) == 1
+    assert not stale.exists() and fresh.exists()  # another crawl may be writing this one now
+    assert (folder / f"{kept}.gz").exists()
