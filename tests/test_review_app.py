@@ -215,6 +215,14 @@ def test_listing_marks_numbers_the_analyser_set_aside(client: TestClient, ingest
     assert f'title="{label}" data-label="{label}">702650</mark>' in html
 
 
+def test_listing_says_when_the_analyser_read_it_in_part(client: TestClient, ingest: Ingest) -> None:
+    long_body = "Korg MS-20 SN 145201. " + "All original, works. " * 4000  # about 84 KB: past the 64 KB read
+    ingest(record(1, "Korg MS-20 SN 145201", long_body), record(2, "Korg MS-20 SN 145631"))
+    cut = client.get("/listing/1").text
+    assert 'class="notice analysis-cut"' in cut and "body: first 65536 of" in cut
+    assert "analysis-cut" not in client.get("/listing/2").text
+
+
 def test_listing_records_the_body_serial_that_fits(client: TestClient, ingest: Ingest) -> None:
     """The seed's MS-10 135041 titled with SQ-10 152817: the body's serial is recorded, the title's kept."""
     ingest(record(1, "Korg MS-10 Synthesizer SN 152817", "The s/n on the rear plate reads 135041."))
