@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -267,10 +268,19 @@ def sample_site(
     Example: korgwatch sample-site --port 8765 & korgwatch enqueue --all --base-url http://127.0.0.1:8765
     """
     from crawler.demo.site import FixtureSite, serve
+    from korgwatch.listen import why_not
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve(FixtureSite(), port=port) as site:
+    with ExitStack() as stack:
+        try:
+            site = stack.enter_context(serve(FixtureSite(), port=port))
+        except OSError as exc:
+            err_console.print(why_not("127.0.0.1", port, exc), highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except OverflowError:
+            err_console.print(f"--port {port}: not a port number (0-65535)", highlight=False, markup=False)
+            raise typer.Exit(2) from None
         console.print(f"sample site on {site.root} (every source under /<source>); Ctrl-C stops it", highlight=False)
         try:
             while not stop.wait(0.5):
