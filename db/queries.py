@@ -295,7 +295,7 @@ class BlockStats:
 
     def estimate_text(self) -> str:
         if self.block == NO_BLOCK:
-            return ""
+            return "outside every block: no estimate"
         return self.estimate.describe() if self.estimate else f"{TOO_FEW_SIGHTINGS} ({self.units})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -326,10 +326,12 @@ def known_serials(session: Session) -> dict[str, set[str]]:
     return known
 
 
-def stats(session: Session, rules: Rules) -> list[BlockStats]:
-    """Per model and block: units seen, lowest/highest serial, a production estimate (German tank)."""
+def stats(session: Session, rules: Rules, model: str | None = None) -> list[BlockStats]:
+    """Per model (or only `model`) and block: units seen, lowest/highest serial, a production estimate."""
     result: list[BlockStats] = []
     known = known_serials(session)
+    if model is not None:
+        known = {model: known[model]} if known.get(model) else {}
     order = {name: i for i, name in enumerate(rules.models)}
     for model in sorted(known, key=lambda m: (order.get(m, len(order)), m)):
         serials = known[model]

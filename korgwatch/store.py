@@ -244,3 +244,17 @@ def upgrade_store(store: Store) -> list[str]:
 def first_line(exc: BaseException) -> str:
     """The first line of an error, for one-line reports."""
     return _first_line(exc)
+
+
+def writable_store_url(option: str | None) -> str:
+    """A writing command's store URL, resolved and created or upgraded (refusing other applications' tables).
+
+    Raises StoreError; the command turns it into one line and exit 2.
+    """
+    store = resolve_store(option)
+    try:
+        with open_store(store, "write"):
+            pass
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open {store.shown}: {_first_line(exc)}") from None
+    return store.url

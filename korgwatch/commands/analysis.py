@@ -11,6 +11,7 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
+from db import json_errors
 from korgwatch.paths import config_dir
 from pipeline.analyse import analyser_for
 from pipeline.checks import explain_serial
@@ -84,7 +85,7 @@ def _listing_from_line(raw: bytes, where: str) -> dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+        raise ValueError(f"{where}: {json_errors.describe(exc, text)}") from None
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if not isinstance(record.get("title"), str):

@@ -18,7 +18,9 @@ from rich.table import Table
 
 from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawls
 from crawler.sources import SourcesError, load_sources
-from korgwatch.paths import data_dir, default_db_url
+from db.engine import StoreError
+from korgwatch.paths import data_dir
+from korgwatch.store import writable_store_url
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,7 +43,14 @@ def crawl(
     full: Annotated[
         bool, typer.Option("--full", help="Page to the end instead of stopping at the first known page.")
     ] = False,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: KORGWATCH_DB or data dir).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+            "config/schedule.yaml, then the SQLite file in the data dir).",
+        ),
+    ] = None,
     jobdir: Annotated[
         Path | None, typer.Option("--jobdir", help="Keep crawl state here; run again with it to resume.")
     ] = None,
@@ -71,10 +80,15 @@ def crawl(
         err_console.print("Name at least one source, or use --all.")
         raise typer.Exit(2)
     try:
+        db_url = writable_store_url(db)
+    except StoreError as exc:
+        err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
         runs = run_crawls(
             CrawlOptions(
                 sources=names,
-                db_url=db or default_db_url(),
+                db_url=db_url,
                 base_urls=resolve_base_urls(names, base_url),
                 full=full,
                 jobdir=jobdir,
@@ -117,7 +131,7 @@ def demo(
     os.environ["EBAY_CLIENT_SECRET"] = DEMO_CLIENT_SECRET
     names = [s.name for s in load_sources().enabled()]
     with serve(FixtureSite()) as site:
-        console.print(f"Fixture site on {site.root}; database {db_url}")
+        console.print(f"Fixture site on {site.root}; the demo's own store {db_url} (--db and KORGWATCH_DB not used)")
         runs = run_crawls(
             CrawlOptions(
                 sources=names,

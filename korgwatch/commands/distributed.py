@@ -24,7 +24,26 @@ err_console = Console(stderr=True)
 RedisOption = Annotated[
     str | None, typer.Option("--redis", help="Redis URL (default: KORGWATCH_REDIS_URL).", show_default=False)
 ]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: KORGWATCH_DB or data dir).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+        "config/schedule.yaml, then the SQLite file in the data dir).",
+    ),
+]
+
+
+def _writable(db: str | None) -> str:
+    """The store of a writing command, created or upgraded; a bad or foreign one is one line and exit 2."""
+    from db.engine import StoreError
+    from korgwatch.store import writable_store_url
+
+    try:
+        return writable_store_url(db)
+    except StoreError as exc:
+        err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _redis_url(value: str | None) -> str:
@@ -72,10 +91,11 @@ def enqueue(
     from crawler.run import resolve_base_urls
 
     names = _source_names(sources, all_sources, config)
+    db_url = _writable(db)
     try:
         runs = enqueue_runs(
             _redis_url(redis_url),
-            db or default_db_url(),
+            db_url,
             names,
             base_urls=resolve_base_urls(names, base_url),
             full=full,
@@ -130,11 +150,8 @@ def worker(
     names = _source_names(sources.split(",") if sources else None, not sources, config)
     overrides = _settings(setting or [])
     worker_name = name or default_worker_name()
+    db_url = _writable(db)
     _wait_for_redis(url)
-    from db.migrate import upgrade
-
-    db_url = db or default_db_url()
-    upgrade(db_url)
     if db_url.startswith("sqlite"):
         err_console.print(
             "note: the store is an SQLite file, which only workers on this machine can share; "

@@ -178,6 +178,8 @@ def register_import(
 
     Example: korgwatch register import config/register/seed.csv
     """
+    if path.is_dir():
+        raise _fail(f"{path}: is a directory; give the register's CSV file (e.g. {path / 'seed.csv'})", 2)
     rules = _rules(config)
     if not path.is_file():
         raise _fail(f"{path}: no such file", 2)
