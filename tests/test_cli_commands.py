@@ -103,6 +103,13 @@ def test_scheduling_listings_take_f_csv(command: list[str], store: str, tmp_path
     assert result.exit_code == 0 and isinstance(json.loads(result.stdout), list)
 
 
+def test_dead_letter_list_takes_f(tmp_path: Path) -> None:
+    result = invoke("dead-letter", "list", "--dir", str(tmp_path), "-f", "csv")
+    assert result.exit_code == 0 and result.stdout == "file,listings,last_error\n"
+    result = invoke("dead-letter", "list", "--dir", str(tmp_path))
+    assert result.stdout.startswith("Dead letters: nothing found in ")
+
+
 def test_review_commands_default_to_the_login_name(store: str) -> None:
     (flag,) = [row for row in queue_rows("--db", store) if row["serial"] == "152817"]
     result = invoke("review", "confirm", str(flag["flag_id"]), "--db", store)

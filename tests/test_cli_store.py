@@ -131,6 +131,10 @@ def test_a_database_of_another_application(db_url: str, tmp_path: Path) -> None:
     result = invoke("ingest", str(path), "--db", db_url)
     assert result.exit_code == 2
     assert "run `korgwatch db upgrade --db" in one_line(result.stderr)
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text("sources:\n  reverb: {enabled: true, interval: 6h}\n", encoding="utf-8")
+    result = invoke("schedule", "list", "--db", db_url, "--config", str(schedule))  # the job store writes too
+    assert result.exit_code == 2 and "run `korgwatch db upgrade --db" in one_line(result.stderr)
     assert tables(db_url) == {"customers", "invoices"}  # nothing added by the refused commands
 
     result = invoke("db", "upgrade", "--db", db_url)
@@ -185,10 +189,13 @@ def _schedule(tmp_path: Path, db: str | None) -> Path:
 
 
 def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = Path(str(resolve_store().url).removeprefix("sqlite:///")).parent
-    assert resolve_store().origin == "default" and resolve_store().url.endswith("/korgwatch.sqlite")
-    config = _schedule(tmp_path, "{data_dir}/sample/s.sqlite")
+    shipped = resolve_store()  # the shipped schedule.yaml names the sample sites' store explicitly
+    assert shipped.url.endswith("/sample/korgwatch-sample.sqlite") and shipped.origin.startswith("db: in ")
+    config = _schedule(tmp_path, None)
     monkeypatch.setenv("KORGWATCH_CONFIG", str(config))
+    assert resolve_store().origin == "default" and resolve_store().url.endswith("/korgwatch.sqlite")
+    data = Path(str(resolve_store().url).removeprefix("sqlite:///")).parent
+    _schedule(tmp_path, "{data_dir}/sample/s.sqlite")
     store = resolve_store()
     assert (store.url, store.origin) == (f"sqlite:///{data / 'sample' / 's.sqlite'}", f"db: in {config}/schedule.yaml")
     _schedule(tmp_path, "local.sqlite")  # a path in the file is relative to the file

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.sources import SourcesError, load_sources
+from korgwatch.output import Format, FormatOption, emit
 from korgwatch.paths import default_db_url
 
 console = Console()
@@ -215,22 +216,24 @@ dead_letter_app = typer.Typer(help="Listings the store refused after every retry
 @dead_letter_app.command("list")
 def dead_letter_list(
     directory: Annotated[Path | None, typer.Option("--dir", help="Dead-letter folder (default: data dir).")] = None,
+    output: FormatOption = Format.table,
 ) -> None:
     """Files of dead letters waiting, with how many listings and the last error.
 
-    Example: korgwatch dead-letter list
+    Example: korgwatch dead-letter list -f json
     """
     from crawler.deadletter import dead_letter_dir, pending_files, read_dead_letters
 
     folder = dead_letter_dir(directory)
-    table = Table(title=f"Dead letters in {folder}")
-    for column in ("file", "listings", "last error"):
-        table.add_column(column)
     problems: list[str] = []
+    rows = []
     for path in pending_files(folder):
         letters = list(read_dead_letters(path, problems))
-        table.add_row(path.name, str(len(letters)), letters[-1].error[:100] if letters else "")
-    console.print(table)
+        rows.append({"file": path.name, "listings": len(letters), "last_error": letters[-1].error if letters else ""})
+    if output == Format.table:
+        for row in rows:
+            row["last_error"] = row["last_error"][:100]
+    emit(rows, output.value, ["file", "listings", "last_error"], title="Dead letters", store=str(folder))
     for problem in problems:
         err_console.print(problem, highlight=False)
 

@@ -72,6 +72,16 @@ def _load(config_path: Path | None, db: str | None) -> tuple[ScheduleConfig, Sto
         raise typer.Exit(2) from None
 
 
+def _prepare(store: Store) -> None:
+    """The job store lives in the data's store: created or upgraded here, never beside another application's
+    tables (`korgwatch db upgrade` adds ours there, after naming them)."""
+    try:
+        with open_store(store, "write"):
+            pass
+    except StoreError as exc:
+        raise _fail(f"store: {exc}") from None
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err_console.print(message, highlight=False, markup=False)
     return typer.Exit(code)
@@ -115,6 +125,7 @@ def run(
     config, store = _load(config_path, db)
     db_url = store.url
     redis_url = _redis(config, redis)
+    _prepare(store)
     configure_logging(log_level)
     err_console.print(f"Scheduling from {config.path} into {store.describe()}", highlight=False, markup=False)
     if redis_url:
@@ -131,6 +142,7 @@ def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatO
     from korgwatch.scheduling.jobs import list_jobs
 
     config, store = _load(config_path, db)
+    _prepare(store)
     stored = {info.source: info for info in list_jobs(store.url, config)}
     enabled = {job.source: job for job in config.enabled()}
     rows: list[dict[str, Any]] = []
@@ -182,6 +194,7 @@ def _edit(action: str, source: str, config_path: Path | None, db: str | None) ->
     if config.job(source) is None:
         known = ", ".join(job.source for job in config.jobs) or "none"
         raise _fail(f"{source}: no such source in {config.path} (its sources: {known})")
+    _prepare(store)
     edit = {"pause": jobs.pause, "resume": jobs.resume, "run-now": jobs.run_now}[action]
     try:
         info = edit(store.url, config, source)
