@@ -246,8 +246,8 @@ def first_line(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def writable_store_url(option: str | None) -> str:
-    """A writing command's store URL, resolved and created or upgraded (refusing other applications' tables).
+def writable_store(option: str | None) -> Store:
+    """A writing command's store, resolved and created or upgraded (refusing other applications' tables).
 
     Raises StoreError; the command turns it into one line and exit 2.
     """
@@ -257,4 +257,4 @@ def writable_store_url(option: str | None) -> str:
             pass
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open {store.shown}: {_first_line(exc)}") from None
-    return store.url
+    return store

@@ -20,7 +20,7 @@ from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawl
 from crawler.sources import SourcesError, load_sources
 from db.engine import StoreError
 from korgwatch.paths import data_dir
-from korgwatch.store import writable_store_url
+from korgwatch.store import writable_store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -80,10 +80,11 @@ def crawl(
         err_console.print("Name at least one source, or use --all.")
         raise typer.Exit(2)
     try:
-        db_url = writable_store_url(db)
+        store = writable_store(db)
     except StoreError as exc:
         err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    db_url = store.url
     try:
         runs = run_crawls(
             CrawlOptions(
@@ -103,6 +104,7 @@ def crawl(
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
     print_report(runs, console)
+    console.print(f"Stored in {store.describe()}", highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         json_out.write_text(json.dumps([r.to_dict() for r in runs], indent=2), encoding="utf-8")
     if any(r.outcome not in ("ok", "skipped") for r in runs):

@@ -38,10 +38,12 @@ DbOption = Annotated[
 def _writable(db: str | None) -> str:
     """The store of a writing command, created or upgraded; a bad or foreign one is one line and exit 2."""
     from db.engine import StoreError
-    from korgwatch.store import writable_store_url
+    from korgwatch.store import writable_store
 
     try:
-        return writable_store_url(db)
+        store = writable_store(db)
+        err_console.print(f"Store: {store.describe()}", highlight=False, markup=False, soft_wrap=True)
+        return store.url
     except StoreError as exc:
         err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
