@@ -140,7 +140,7 @@ def check_readable(store: Store, state: SchemaState) -> None:
             f"(`korgwatch db upgrade {store.option()}` adds korgwatch's tables beside them)"
         )
     raise StoreError(
-        f"{store.shown} has no korgwatch data yet: store some first (`korgwatch ingest`, `korgwatch crawl`, "
+        f"{store.shown} ({store.origin}) has no korgwatch data yet: store some first (`korgwatch ingest`, `korgwatch crawl`, "
         f"`korgwatch db upgrade`) or name another store with --db"
     )
 
@@ -175,7 +175,7 @@ def open_store(store: Store, mode: Mode = "read") -> Iterator[Engine]:
     if mode == "read":
         if path is not None and not path.exists():
             raise StoreError(
-                f"no korgwatch store at {path}: nothing has been stored there yet "
+                f"no korgwatch store at {path} ({store.origin}): nothing has been stored there yet "
                 "(`korgwatch ingest`, `korgwatch crawl` or `korgwatch db upgrade` create it)"
             )
         if path is not None and path.is_dir():
