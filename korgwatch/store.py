@@ -140,8 +140,8 @@ def check_readable(store: Store, state: SchemaState) -> None:
             f"(`korgwatch db upgrade {store.option()}` adds korgwatch's tables beside them)"
         )
     raise StoreError(
-        f"{store.shown} ({store.origin}) has no korgwatch data yet: store some first (`korgwatch ingest`, `korgwatch crawl`, "
-        f"`korgwatch db upgrade`) or name another store with --db"
+        f"{store.shown} ({store.origin}) has no korgwatch data yet: store some first (`korgwatch ingest`, "
+        "`korgwatch crawl`, `korgwatch db upgrade`) or name another store with --db"
     )
 
 

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from db.engine import database_url
-from db.migrate import head_revision
+from db.migrate import alembic_config, head_revision, upgrade
 from korgwatch.cli import app
 from korgwatch.store import resolve_store
 
@@ -227,3 +228,17 @@ def test_every_command_uses_and_names_the_same_store(tmp_path: Path, monkeypatch
     assert invoke("db", "upgrade").stdout.startswith("created korgwatch's schema in new file ")
     result = invoke("status")
     assert result.exit_code == 0 and f"db: in {config}/schedule.yaml" in result.stdout.replace("\n", "")
+
+
+def test_an_older_korgwatch_schema_is_upgraded_only_by_writers(db_url: str, tmp_path: Path) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    previous = script.get_revision(head_revision()).down_revision
+    upgrade(db_url, str(previous))
+    result = invoke("queue", "--db", db_url)
+    assert result.exit_code == 2
+    assert f"is at revision {previous}, this korgwatch needs {head_revision()}: run `korgwatch db upgrade" in (
+        one_line(result.stderr)
+    )
+    result = invoke("db", "upgrade", "--db", db_url)
+    assert result.exit_code == 0 and f"from schema revision {previous} to {head_revision()}" in result.stdout
+    assert invoke("queue", "--db", db_url).exit_code == 0

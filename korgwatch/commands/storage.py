@@ -239,6 +239,8 @@ def review_correct(
     if serial is None and model is None:
         raise _fail("give --serial and/or --model", 2)
     rules = _rules(config)
+    if model is not None:
+        model = _filter(lambda: canonical_model(rules, model or ""))
     _decide(
         db,
         lambda s: review.correct(
