@@ -112,10 +112,24 @@ def _tables(names: tuple[str, ...], most: int = 5) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+# Tables that give away which tool manages a database: named in the message when present.
+OWNER_MARKERS = {
+    "django_migrations": "a Django application",
+    "schema_migrations": "a Rails (or golang-migrate) application",
+    "flyway_schema_history": "a Flyway-managed application",
+    "databasechangelog": "a Liquibase-managed application",
+    "knex_migrations": "a Knex application",
+    "_prisma_migrations": "a Prisma application",
+    "spatial_ref_sys": "PostGIS",
+}
+
+
 def foreign_tables_message(store: Store, state: SchemaState) -> str:
-    """Whose tables these are: not korgwatch's (we cannot know the application; we name its tables)."""
+    """Whose tables these are: not korgwatch's, named, and the tool that manages them when a marker shows it."""
+    owners = sorted({OWNER_MARKERS[t.lower()] for t in state.others if t.lower() in OWNER_MARKERS})
+    whose = f", apparently {' and '.join(owners)}'s" if owners else ""
     return (
-        f"{store.shown} holds {len(state.others)} table(s) that are not korgwatch's "
+        f"{store.shown} holds {len(state.others)} table(s) that are not korgwatch's{whose} "
         f"({_tables(state.others)})"
     )
 

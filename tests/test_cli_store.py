@@ -242,3 +242,16 @@ def test_an_older_korgwatch_schema_is_upgraded_only_by_writers(db_url: str, tmp_
     result = invoke("db", "upgrade", "--db", db_url)
     assert result.exit_code == 0 and f"from schema revision {previous} to {head_revision()}" in result.stdout
     assert invoke("queue", "--db", db_url).exit_code == 0
+
+
+def test_the_owner_of_other_tables_is_named_when_a_marker_shows_it(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE django_migrations (id INTEGER PRIMARY KEY)"))
+        connection.execute(text("CREATE TABLE auth_user (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    result = invoke("db", "upgrade", "--db", sqlite_url)
+    assert result.exit_code == 0
+    assert "2 table(s) that are not korgwatch's, apparently a Django application's (auth_user, django_migrations)" in (
+        result.stdout.splitlines()[0]
+    )
