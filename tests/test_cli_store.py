@@ -6,6 +6,7 @@ Real SQLite files and, when configured, a fresh PostgreSQL database per test (co
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,15 @@ def test_the_owner_of_other_tables_is_named_when_a_marker_shows_it(sqlite_url: s
     assert "2 table(s) that are not korgwatch's, apparently a Django application's (auth_user, django_migrations)" in (
         result.stdout.splitlines()[0]
     )
+
+
+def test_a_postgres_database_that_does_not_exist(postgres_server_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(postgres_server_url).set(database=f"kw_missing_{uuid.uuid4().hex[:12]}")
+    url = missing.render_as_string(hide_password=False)
+    for command in (["queue"], ["ingest", "-"]):
+        result = invoke(*command, "--db", url, input="")
+        assert result.exit_code == 2
+        line = one_line(result.stderr)
+        assert line.startswith("store: cannot open ") and "does not exist" in line
