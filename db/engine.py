@@ -10,15 +10,17 @@ queueing behind it. A writer that waited the busy timeout in vain gets "database
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -40,6 +42,43 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as named; the message is one line for the user."""
+
+
+def database_url(value: str) -> str:
+    """The database URL for what a user typed: a URL, or a path to a SQLite file (the sqlite-utils habit).
+
+    A path (no `://`) may be relative to the working directory. A URL that does not parse, names a backend
+    SQLAlchemy does not know, or needs a driver that is not installed is refused with a StoreError saying which.
+    """
+    text = value.strip()
+    shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)  # never echo a password
+    if not text:
+        raise StoreError("empty database name: give a file path or a URL such as postgresql://host/db")
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    try:
+        url = make_url(normalise_url(text))
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"{shown!r} is not a valid database URL ({exc})") from None
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise StoreError(
+            f"{shown!r}: unknown database backend {url.get_backend_name()!r} (use sqlite:///FILE, "
+            "postgresql://HOST/DB or a file path)"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise StoreError(
+            f"{shown!r}: the {url.get_driver_name()!r} driver is not installed ({exc}); korgwatch ships "
+            "sqlite and postgresql+psycopg"
+        ) from None
+    return url.render_as_string(hide_password=False)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

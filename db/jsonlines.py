@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from db import json_errors
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -51,7 +53,7 @@ def parse_json(text: str, *, exact_numbers: bool = False) -> Any:
             return json.loads(text, parse_float=Decimal)
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LineError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+        raise LineError(json_errors.describe(exc, text)) from None
     except RecursionError:
         raise LineError("not JSON (nested too deeply)") from None
 

@@ -1,23 +1,74 @@
 """Bring a database to the newest schema by running the Alembic migrations programmatically.
 
-Every command calls `upgrade()` first, so an empty database (a new SQLite file, a fresh PostgreSQL
-database) becomes usable without a separate setup step.
+Writing commands call `upgrade()` first, so an empty database (a new SQLite file, a fresh PostgreSQL
+database) becomes usable without a separate setup step; read commands only look (`schema_state`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from db.engine import READ_OPTION, make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x6B6F7267  # "korg": the PostgreSQL advisory lock key held while migrating
+VERSION_TABLE = "alembic_version"
+SHARED_TABLES = frozenset({VERSION_TABLE, "apscheduler_jobs"})  # ours too: the scheduler's job store
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """What a database holds, seen from korgwatch: our revision (if any), our tables and everybody else's."""
+
+    revision: str | None
+    head: str | None
+    known_revision: bool  # the revision is one of our migrations (False: another application's Alembic)
+    ours: tuple[str, ...]
+    others: tuple[str, ...]
+
+    @property
+    def is_korgwatch(self) -> bool:
+        return self.revision is not None and self.known_revision
+
+    @property
+    def is_current(self) -> bool:
+        return self.is_korgwatch and self.revision == self.head
+
+    @property
+    def is_empty(self) -> bool:
+        return self.revision is None and not self.ours and not self.others
+
+
+def our_tables() -> frozenset[str]:
+    from db.models import Base
+
+    return frozenset(Base.metadata.tables)
+
+
+def known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Look at the database's default schema without changing anything (a read command's check)."""
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        revision = MigrationContext.configure(connection).get_current_revision() if VERSION_TABLE in tables else None
+    ours = our_tables()
+    return SchemaState(
+        revision=revision,
+        head=head_revision(),
+        known_revision=revision is None or revision in known_revisions(),
+        ours=tuple(sorted(tables & ours)),
+        others=tuple(sorted(tables - ours - SHARED_TABLES)),
+    )
 
 
 def alembic_config(url: str | None = None) -> Config:

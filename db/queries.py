@@ -6,6 +6,7 @@ instrument → appearances(instrument_id, seen_at); open flags → flags(status,
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -117,7 +118,11 @@ class QueueItem:
 def review_queue(
     session: Session, *, code: str | None = None, model: str | None = None, source: str | None = None
 ) -> list[QueueItem]:
-    """Open flags, newest first, with what the reviewer needs to decide."""
+    """Open flags, newest first, with what the reviewer needs to decide.
+
+    `model` is a canonical model name and matches the model the flag is about (its instrument's), never the
+    other models a serial happens to fit (a flag's `models` detail): those are suggestions, not its model.
+    """
     stmt = (
         select(Flag, Instrument.model, Instrument.serial, Source.name, Listing.title, Listing.url)
         .join(Listing, Listing.id == Flag.listing_id)
@@ -131,11 +136,10 @@ def review_queue(
         stmt = stmt.where(Flag.code == code)
     if source:
         stmt = stmt.where(Source.name == source)
+    if model:
+        stmt = stmt.where(Instrument.model == model)
     items = []
     for flag, inst_model, serial, source_name, title, url in session.execute(stmt):
-        models = tuple(flag.details.get("models") or ())
-        if model and inst_model != model and model not in models:
-            continue
         items.append(
             QueueItem(
                 flag.id,
@@ -143,7 +147,7 @@ def review_queue(
                 flag.code,
                 str(flag.details.get("message", "")),
                 tuple(flag.details.get("suggestions") or ()),
-                inst_model or (models[0] if models else None),
+                inst_model,
                 serial,
                 flag.appearance_id,
                 source_name,
@@ -231,12 +235,55 @@ def history(session: Session, serial: str, model: str | None = None) -> list[His
     return items
 
 
+MIN_SERIALS_FOR_ESTIMATE = 3  # below this, m + m/k − 1 is mostly noise: one sighting "estimates" twice itself
+ESTIMATE_CONFIDENCE = 0.90
+TOO_FEW_SIGHTINGS = "too few sightings"
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Units made in one block, from the offsets of the distinct serials seen (the German tank problem).
+
+    `value` is the minimum-variance unbiased estimate m + m/k − 1; [low, high] is the 90 % confidence
+    interval m .. m·0.1^(−1/k) (m the largest 1-based offset, k the distinct serials); `serials` is k.
+    """
+
+    value: int
+    low: int
+    high: int
+    serials: int
+
+    def describe(self) -> str:
+        return (
+            f"~{self.value} (90 % interval {self.low}–{self.high}, from {self.serials} serials)"
+        )
+
+
+def german_tank(offsets: list[int]) -> int | None:
+    """m + m/k − 1 for 1-based offsets (distinct); None without data."""
+    if not offsets:
+        return None
+    m, k = max(offsets), len(set(offsets))
+    return round(m + m / k - 1)
+
+
+def production_estimate(offsets: list[int]) -> Estimate | None:
+    """The estimate with its 90 % interval, or None below MIN_SERIALS_FOR_ESTIMATE distinct serials."""
+    distinct = set(offsets)
+    k = len(distinct)
+    if k < MIN_SERIALS_FOR_ESTIMATE:
+        return None
+    m = max(distinct)
+    high = math.ceil(m * (1 - ESTIMATE_CONFIDENCE) ** (-1 / k))
+    return Estimate(value=round(m + m / k - 1), low=m, high=high, serials=k)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockStats:
     """One number block of one model: how many units we know and what that suggests about production.
 
-    `estimate` is the German tank estimator m + m/k − 1 over offsets from the block's first number (m the
-    largest offset counting from 1, k the units seen): an estimate of units made, not a count.
+    `estimate` (see `Estimate`) is None when the block has fewer than three distinct serials: an estimate of
+    units made, not a count, and only worth printing when it rests on a few sightings.
     """
 
     model: str
@@ -244,18 +291,24 @@ class BlockStats:
     units: int
     lowest: str
     highest: str
-    estimate: int | None
+    estimate: Estimate | None
+
+    def estimate_text(self) -> str:
+        if self.block == NO_BLOCK:
+            return "outside every block: no estimate"
+        return self.estimate.describe() if self.estimate else f"{TOO_FEW_SIGHTINGS} ({self.units})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["estimate"] = self.estimate.value if self.estimate else None
+        data["estimate_low"] = self.estimate.low if self.estimate else None
+        data["estimate_high"] = self.estimate.high if self.estimate else None
+        data["estimate_serials"] = self.estimate.serials if self.estimate else self.units
+        data["estimate_text"] = self.estimate_text()
+        return data
 
 
-def german_tank(offsets: list[int]) -> int | None:
-    """m + m/k − 1 for 1-based offsets; None without data."""
-    if not offsets:
-        return None
-    m, k = max(offsets), len(offsets)
-    return round(m + m / k - 1)
+NO_BLOCK = "(no block)"
 
 
 def known_serials(session: Session) -> dict[str, set[str]]:
@@ -273,10 +326,12 @@ def known_serials(session: Session) -> dict[str, set[str]]:
     return known
 
 
-def stats(session: Session, rules: Rules) -> list[BlockStats]:
-    """Per model and block: units seen, lowest/highest serial, a production estimate (German tank)."""
+def stats(session: Session, rules: Rules, model: str | None = None) -> list[BlockStats]:
+    """Per model (or only `model`) and block: units seen, lowest/highest serial, a production estimate."""
     result: list[BlockStats] = []
     known = known_serials(session)
+    if model is not None:
+        known = {model: known[model]} if known.get(model) else {}
     order = {name: i for i, name in enumerate(rules.models)}
     for model in sorted(known, key=lambda m: (order.get(m, len(order)), m)):
         serials = known[model]
@@ -288,8 +343,9 @@ def stats(session: Session, rules: Rules) -> list[BlockStats]:
             if not inside:
                 continue
             offsets = [int(s) - block.lowest + 1 for s in inside]
-            result.append(BlockStats(model, block.pattern, len(inside), inside[0], inside[-1], german_tank(offsets)))
+            estimate = production_estimate(offsets)
+            result.append(BlockStats(model, block.pattern, len(inside), inside[0], inside[-1], estimate))
         if unplaced:
             others = sorted(unplaced)
-            result.append(BlockStats(model, "(no block)", len(others), others[0], others[-1], None))
+            result.append(BlockStats(model, NO_BLOCK, len(others), others[0], others[-1], None))
     return result

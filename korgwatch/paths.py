@@ -25,5 +25,8 @@ def data_dir() -> Path:
 
 
 def default_db_url() -> str:
-    """`KORGWATCH_DB` if set, else one SQLite file in the data directory."""
-    return os.environ.get("KORGWATCH_DB") or f"sqlite:///{data_dir() / 'korgwatch.sqlite'}"
+    """The store when no --db is given, as every command resolves it (korgwatch.store): KORGWATCH_DB, then `db:`
+    in config/schedule.yaml, then one SQLite file in the data directory."""
+    from korgwatch.store import resolve_store
+
+    return resolve_store().url

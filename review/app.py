@@ -409,10 +409,13 @@ def model_page(request: Request) -> Response:
     rule = config.rules.models.get(name)
     if rule is None:
         raise HTTPException(404, f"no model {name}")
+    from review.present import model_estimates  # the estimate block (korgwatch stats' wording)
+
     with _read(request) as session:
         points = queries.model_points(session, name)
+        estimates = model_estimates(session, config.rules, name)
     chart = model_chart(rule, [(p.serial, p.first_seen, p.flagged, f"/listing/{p.listing_id}") for p in points])
-    return render(request, "model.html", {"rule": rule, "chart": chart, "points": points})
+    return render(request, "model.html", {"rule": rule, "chart": chart, "points": points, "estimates": estimates})
 
 
 # --- decisions ------------------------------------------------------------------------------------------

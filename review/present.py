@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.rules import ModelRule
+from pipeline.rules import ModelRule, Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +179,19 @@ def model_chart(rule: ModelRule, points: list[tuple[str, datetime, bool, str]]) 
         len(points),
         sum(1 for p in points if p[2]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEstimate:
+    """One line of the model page's production estimate, worded as `korgwatch stats` words it."""
+
+    block: str
+    units: int
+    text: str
+
+
+def model_estimates(session: Any, rules: Rules, model: str) -> list[BlockEstimate]:
+    """Per number block of `model`: units seen and the estimate (or "too few sightings"), from db.queries.stats."""
+    from db.queries import stats
+
+    return [BlockEstimate(s.block, s.units, s.estimate_text()) for s in stats(session, rules, model=model)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def test_stats_per_block(engine: Engine, rules: Rules, ingest: Ingest, make_reco
     ms10 = rows[("MS-10", "13nnnn")]
     assert (ms10.units, ms10.lowest, ms10.highest) == (3, "130007", "135041")
     # offsets from the first MS-10 (130000): 8, 4459, 5042 → 5042 + 5042/3 − 1
-    assert ms10.estimate == round(5042 + 5042 / 3 - 1)
+    assert ms10.estimate is not None and ms10.estimate.value == round(5042 + 5042 / 3 - 1)
+    # the 90 % interval runs from m to m·0.1^(−1/k)
+    assert (ms10.estimate.low, ms10.estimate.high, ms10.estimate.serials) == (5042, math.ceil(5042 * 10 ** (1 / 3)), 3)
     assert rows[("MS-20", "14nnnn")].units == 3  # 142817 (register), 144571, 141111; 152817 is pending
 
 

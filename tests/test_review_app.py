@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from db.engine import make_engine, session_scope
 from db.ingest import ingest_records
-from db.migrate import upgrade_engine
+from db.migrate import upgrade, upgrade_engine
 from db.models import Appearance, Flag, Instrument, ReviewLog
 from korgwatch.commands import serve as serve_command
 from pipeline.rules import Rules
@@ -423,20 +423,24 @@ def test_serve_refuses_the_network_without_a_token(
 ) -> None:
     monkeypatch.delenv("KORGWATCH_REVIEW_TOKEN", raising=False)
     ran: list[dict[str, Any]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.append(kw))
+    record = lambda app, sock: ran.append(dict(zip(("host", "port"), sock.getsockname(), strict=True)))  # noqa: E731
+    monkeypatch.setattr(serve_command, "run_server", record)
+    upgrade(sqlite_url)  # serve reads an existing store only
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "refusing to serve on 0.0.0.0" in result.output and ran == []
     monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", "k7Qm2xVr9pLw4ZtN8bYc")
-    result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "8123"])
+    result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 0, result.output
-    assert ran[0]["host"] == "0.0.0.0" and ran[0]["port"] == 8123
+    assert ran[0]["host"] == "0.0.0.0" and ran[0]["port"] > 0
+    assert f"http://0.0.0.0:{ran[0]['port']}/" in result.output  # the URL names the port actually bound
 
 
 def test_serve_on_loopback_needs_no_token(cli: Typer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KORGWATCH_REVIEW_TOKEN", raising=False)
     apps: list[Any] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: apps.append(app))
-    result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url])
+    monkeypatch.setattr(serve_command, "run_server", lambda app, sock: apps.append(app))
+    upgrade(sqlite_url)  # serve reads an existing store only
+    result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--port", "0"])
     assert result.exit_code == 0, result.output
     page = TestClient(apps[0]).get("/", headers={"Host": "127.0.0.1:8000"})
     assert page.status_code == 200 and "Nothing to review" in page.text

@@ -236,5 +236,12 @@ def test_distributed_mode_uses_the_workers_database_not_the_sample_one(
     path = tmp_path / "schedule.yaml"
     path.write_text("sample_sites: true\ndistributed: true\nsources:\n  reverb: {enabled: true, interval: 6h}\n")
     assert resolve_db_url(load_schedule(path)) == "postgresql+psycopg://kw@db/korgwatch"
-    path.write_text("sample_sites: true\nsources:\n  reverb: {enabled: true, interval: 6h}\n")
-    assert resolve_db_url(load_schedule(path)).endswith("korgwatch-sample.sqlite")
+    # The sample store is named explicitly in the file (the shipped one does), and only when KORGWATCH_DB is unset:
+    # every command resolves --db, then KORGWATCH_DB, then the file's `db:`.
+    path.write_text(
+        "sample_sites: true\ndb: '{data_dir}/sample/korgwatch-sample.sqlite'\n"
+        "sources:\n  reverb: {enabled: true, interval: 6h}\n"
+    )
+    assert resolve_db_url(load_schedule(path)) == "postgresql+psycopg://kw@db/korgwatch"
+    monkeypatch.delenv("KORGWATCH_DB")
+    assert resolve_db_url(load_schedule(path)).endswith("/sample/korgwatch-sample.sqlite")

@@ -109,6 +109,8 @@ def test_ingest_history_export_queue(
 
 def test_register_import_and_db_upgrade(app: typer.Typer, runner: CliRunner, sqlite_url: str) -> None:
     result = runner.invoke(app, ["db", "upgrade", "--db", sqlite_url])
+    assert result.exit_code == 0 and "created korgwatch's schema in new file" in result.stdout
+    result = runner.invoke(app, ["db", "upgrade", "--db", sqlite_url])
     assert result.exit_code == 0 and "up to date" in result.stdout
     result = runner.invoke(app, ["register", "import", str(SMALL), "--db", sqlite_url, "-f", "json"])
     assert result.exit_code == 1
@@ -121,6 +123,9 @@ def test_register_import_and_db_upgrade(app: typer.Typer, runner: CliRunner, sql
 def test_bad_options(app: typer.Typer, runner: CliRunner, sqlite_url: str) -> None:
     result = runner.invoke(app, ["export", "--since", "last week", "--db", sqlite_url])
     assert result.exit_code == 2 and "not a date" in result.stderr
+    result = runner.invoke(app, ["review", "confirm", "42", "-r", "alice", "--db", sqlite_url])
+    assert result.exit_code == 2 and "no korgwatch store at" in result.stderr  # a decision never creates a store
+    assert runner.invoke(app, ["db", "upgrade", "--db", sqlite_url]).exit_code == 0
     result = runner.invoke(app, ["review", "confirm", "42", "-r", "alice", "--db", sqlite_url])
     assert result.exit_code == 1 and "no flag 42" in result.stderr
 

@@ -19,8 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawls
 from crawler.sources import SourcesError, load_sources
-from db.engine import store_error_message
-from korgwatch.paths import data_dir, default_db_url
+from db.engine import StoreError, store_error_message
+from korgwatch.paths import data_dir
+from korgwatch.store import writable_store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,7 +44,14 @@ def crawl(
     full: Annotated[
         bool, typer.Option("--full", help="Page to the end instead of stopping at the first known page.")
     ] = False,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: KORGWATCH_DB or data dir).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+            "config/schedule.yaml, then the SQLite file in the data dir).",
+        ),
+    ] = None,
     jobdir: Annotated[
         Path | None, typer.Option("--jobdir", help="Keep crawl state here; run again with it to resume.")
     ] = None,
@@ -72,7 +80,12 @@ def crawl(
     if not names:
         err_console.print("Name at least one source, or use --all.")
         raise typer.Exit(2)
-    db_url = db or default_db_url()
+    try:
+        store = writable_store(db)
+    except StoreError as exc:
+        err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    db_url = store.url
     try:
         runs = run_crawls(
             CrawlOptions(
@@ -95,6 +108,7 @@ def crawl(
         err_console.print(store_error_message(db_url, exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     print_report(runs, console)
+    console.print(f"Stored in {store.describe()}", highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         json_out.write_text(json.dumps([r.to_dict() for r in runs], indent=2), encoding="utf-8")
     if any(r.outcome not in ("ok", "skipped") for r in runs):
@@ -123,7 +137,7 @@ def demo(
     os.environ["EBAY_CLIENT_SECRET"] = DEMO_CLIENT_SECRET
     names = [s.name for s in load_sources().enabled()]
     with serve(FixtureSite()) as site:
-        console.print(f"Fixture site on {site.root}; database {db_url}")
+        console.print(f"Fixture site on {site.root}; the demo's own store {db_url} (--db and KORGWATCH_DB not used)")
         runs = run_crawls(
             CrawlOptions(
                 sources=names,

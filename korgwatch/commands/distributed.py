@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.sources import SourcesError, load_sources
+from korgwatch.output import Format, FormatOption, emit
 from korgwatch.paths import default_db_url
 
 console = Console()
@@ -23,7 +25,28 @@ err_console = Console(stderr=True)
 RedisOption = Annotated[
     str | None, typer.Option("--redis", help="Redis URL (default: KORGWATCH_REDIS_URL).", show_default=False)
 ]
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: KORGWATCH_DB or data dir).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+        "config/schedule.yaml, then the SQLite file in the data dir).",
+    ),
+]
+
+
+def _writable(db: str | None) -> str:
+    """The store of a writing command, created or upgraded; a bad or foreign one is one line and exit 2."""
+    from db.engine import StoreError
+    from korgwatch.store import writable_store
+
+    try:
+        store = writable_store(db)
+        err_console.print(f"Store: {store.describe()}", highlight=False, markup=False, soft_wrap=True)
+        return store.url
+    except StoreError as exc:
+        err_console.print(f"store: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _redis_url(value: str | None) -> str:
@@ -71,10 +94,11 @@ def enqueue(
     from crawler.run import resolve_base_urls
 
     names = _source_names(sources, all_sources, config)
+    db_url = _writable(db)
     try:
         runs = enqueue_runs(
             _redis_url(redis_url),
-            db or default_db_url(),
+            db_url,
             names,
             base_urls=resolve_base_urls(names, base_url),
             full=full,
@@ -129,11 +153,8 @@ def worker(
     names = _source_names(sources.split(",") if sources else None, not sources, config)
     overrides = _settings(setting or [])
     worker_name = name or default_worker_name()
+    db_url = _writable(db)
     _wait_for_redis(url)
-    from db.migrate import upgrade
-
-    db_url = db or default_db_url()
-    upgrade(db_url)
     if db_url.startswith("sqlite"):
         err_console.print(
             "note: the store is an SQLite file, which only workers on this machine can share; "
@@ -197,22 +218,24 @@ dead_letter_app = typer.Typer(help="Listings the store refused after every retry
 @dead_letter_app.command("list")
 def dead_letter_list(
     directory: Annotated[Path | None, typer.Option("--dir", help="Dead-letter folder (default: data dir).")] = None,
+    output: FormatOption = Format.table,
 ) -> None:
     """Files of dead letters waiting, with how many listings and the last error.
 
-    Example: korgwatch dead-letter list
+    Example: korgwatch dead-letter list -f json
     """
     from crawler.deadletter import dead_letter_dir, pending_files, read_dead_letters
 
     folder = dead_letter_dir(directory)
-    table = Table(title=f"Dead letters in {folder}")
-    for column in ("file", "listings", "last error"):
-        table.add_column(column)
     problems: list[str] = []
+    rows = []
     for path in pending_files(folder):
         letters = list(read_dead_letters(path, problems))
-        table.add_row(path.name, str(len(letters)), letters[-1].error[:100] if letters else "")
-    console.print(table)
+        rows.append({"file": path.name, "listings": len(letters), "last_error": letters[-1].error if letters else ""})
+    if output == Format.table:
+        for row in rows:
+            row["last_error"] = row["last_error"][:100]
+    emit(rows, output.value, ["file", "listings", "last_error"], title="Dead letters", store=str(folder))
     for problem in problems:
         err_console.print(problem, highlight=False)
 
@@ -284,10 +307,19 @@ def sample_site(
     Example: korgwatch sample-site --port 8765 & korgwatch enqueue --all --base-url http://127.0.0.1:8765
     """
     from crawler.demo.site import FixtureSite, serve
+    from korgwatch.listen import why_not
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve(FixtureSite(), port=port) as site:
+    with ExitStack() as stack:
+        try:
+            site = stack.enter_context(serve(FixtureSite(), port=port))
+        except OSError as exc:
+            err_console.print(why_not("127.0.0.1", port, exc), highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except OverflowError:
+            err_console.print(f"--port {port}: not a port number (0-65535)", highlight=False, markup=False)
+            raise typer.Exit(2) from None
         console.print(f"sample site on {site.root} (every source under /<source>); Ctrl-C stops it", highlight=False)
         try:
             while not stop.wait(0.5):

@@ -1,13 +1,14 @@
 """Scheduling commands: `schedule run|list|pause|resume|run-now`, `runs` and `status`.
 
 Thin callers of `korgwatch.scheduling`: the job store edits, run history and health live there. Every command
-works on the schedule's database: `--db`, else the sample database when schedule.yaml has `sample_sites` (and
-not `distributed`), else KORGWATCH_DB or the data directory's SQLite file.
+works on the store every korgwatch command uses (korgwatch.store): `--db`, then KORGWATCH_DB, then `db:` in
+schedule.yaml, then the data directory's SQLite file; `runs` and `status` only read an existing one.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from sqlalchemy import Engine
 
+from db.engine import StoreError
+from korgwatch.output import Format, FormatOption, nothing_found, titled_table, write_csv, write_json
 from korgwatch.scheduling.config import (
     ScheduleConfig,
     ScheduleError,
@@ -25,16 +28,20 @@ from korgwatch.scheduling.config import (
     redact_url,
     redis_url_for,
 )
+from korgwatch.store import Store, open_store, resolve_store
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Schedule file (default: config/schedule.yaml).")]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: the sample database with sample_sites, else KORGWATCH_DB)."),
+    typer.Option(
+        "--db",
+        help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+        "schedule.yaml, then the SQLite file in the data dir).",
+    ),
 ]
-FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 RedisOption = Annotated[
     str | None,
     typer.Option(
@@ -52,15 +59,32 @@ schedule_app = typer.Typer(
 )
 
 
-def _load(config_path: Path | None, db: str | None) -> tuple[ScheduleConfig, str]:
-    from korgwatch.scheduling.service import resolve_db_url
-
+def _load(config_path: Path | None, db: str | None) -> tuple[ScheduleConfig, Store]:
     try:
         config = load_schedule(config_path)
     except ScheduleError as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
-    return config, resolve_db_url(config, db)
+    try:
+        return config, resolve_store(db, config.path)
+    except StoreError as exc:
+        err_console.print(f"store: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def _prepare(store: Store) -> None:
+    """The job store lives in the data's store: created or upgraded here, never beside another application's
+    tables (`korgwatch db upgrade` adds ours there, after naming them)."""
+    try:
+        with open_store(store, "write"):
+            pass
+    except StoreError as exc:
+        raise _fail(f"store: {exc}") from None
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(message, highlight=False, markup=False)
+    return typer.Exit(code)
 
 
 def _redis(config: ScheduleConfig, option: str | None) -> str | None:
@@ -82,13 +106,6 @@ def _when(moment: datetime | None, zone: str, now: datetime | None = None) -> st
     return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S %Z} ({relative})"
 
 
-def _check_format(value: str) -> str:
-    if value not in ("table", "json"):
-        err_console.print(f"[red]--format must be table or json, not {value!r}[/]", highlight=False)
-        raise typer.Exit(2)
-    return value
-
-
 @schedule_app.command("run")
 def run(
     config_path: ConfigOption = None,
@@ -105,26 +122,28 @@ def run(
     """
     from korgwatch.scheduling.service import SchedulerService, configure_logging
 
-    config, db_url = _load(config_path, db)
+    config, store = _load(config_path, db)
+    db_url = store.url
     redis_url = _redis(config, redis)
+    _prepare(store)
     configure_logging(log_level)
-    err_console.print(f"Scheduling from {config.path} into {db_url}", highlight=False)
+    err_console.print(f"Scheduling from {config.path} into {store.describe()}", highlight=False, markup=False)
     if redis_url:
         err_console.print(f"Distributed: enqueuing runs in {redact_url(redis_url)} for the workers", highlight=False)
     raise typer.Exit(SchedulerService(config, db_url, redis_url=redis_url).run_forever())
 
 
 @schedule_app.command("list")
-def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatOption = "table") -> None:
+def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatOption = Format.table) -> None:
     """Show each source's job: its schedule, next run and whether it is paused.
 
     Example: korgwatch schedule list
     """
     from korgwatch.scheduling.jobs import list_jobs
 
-    _check_format(output)
-    config, db_url = _load(config_path, db)
-    stored = {info.source: info for info in list_jobs(db_url, config)}
+    config, store = _load(config_path, db)
+    _prepare(store)
+    stored = {info.source: info for info in list_jobs(store.url, config)}
     enabled = {job.source: job for job in config.enabled()}
     rows: list[dict[str, Any]] = []
     for name in [*stored, *(j.source for j in config.jobs if j.source not in stored)]:
@@ -146,10 +165,17 @@ def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatO
                 "_next": info.next_run_time if info else None,
             }
         )
-    if output == "json":
-        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=2))
+    plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    if output == Format.json:
+        write_json(plain)
         return
-    table = Table(title=f"Scheduled crawls ({db_url})")
+    if output == Format.csv:
+        write_csv(plain, ["source", "schedule", "trigger", "next_run_time", "state"])
+        return
+    if not rows:
+        nothing_found("scheduled crawls", store.describe())
+        return
+    table = titled_table("Scheduled crawls", store.describe())
     for column in ("source", "schedule", "next run", "state"):
         table.add_column(column)
     for row in rows:
@@ -164,10 +190,14 @@ def list_(config_path: ConfigOption = None, db: DbOption = None, output: FormatO
 def _edit(action: str, source: str, config_path: Path | None, db: str | None) -> None:
     from korgwatch.scheduling import jobs
 
-    config, db_url = _load(config_path, db)
+    config, store = _load(config_path, db)
+    if config.job(source) is None:
+        known = ", ".join(job.source for job in config.jobs) or "none"
+        raise _fail(f"{source}: no such source in {config.path} (its sources: {known})")
+    _prepare(store)
     edit = {"pause": jobs.pause, "resume": jobs.resume, "run-now": jobs.run_now}[action]
     try:
-        info = edit(db_url, config, source)
+        info = edit(store.url, config, source)
     except (jobs.UnknownJobError, ValueError) as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
@@ -230,10 +260,44 @@ def run_now(
     _edit("run-now", source, config_path, db)
 
 
+RUN_COLUMNS = [
+    "id", "source", "started_at", "finished_at", "outcome", "pages", "listings_new", "listings_updated",
+    "listings_unchanged", "listings_seen", "flags_raised", "errors", "workers", "log_tail",
+]  # fmt: skip
+STATUS_COLUMNS = [
+    "source", "health", "reasons", "open_flags", "job", "next_run_time", "last_run_started_at",
+    "last_run_outcome", "last_run_listings_seen",
+]  # fmt: skip
+
+
+@contextmanager
+def _reading(store: Store) -> Iterator[Engine]:
+    """A read command's store: it must exist with korgwatch's schema (never created by `runs` or `status`)."""
+    try:
+        with open_store(store, "read") as engine:
+            yield engine
+    except StoreError as exc:
+        raise _fail(f"store: {exc}") from None
+
+
+def _workers_text(workers: Any) -> str:
+    return ", ".join(f"{name}: {pages}" for name, pages in workers)
+
+
+def _status_row(row: dict[str, Any]) -> dict[str, Any]:
+    last = row.get("last_run") or {}
+    flat = {k: v for k, v in row.items() if k != "last_run"}
+    flat["reasons"] = "; ".join(row["reasons"])
+    flat["last_run_started_at"] = last.get("started_at")
+    flat["last_run_outcome"] = last.get("outcome")
+    flat["last_run_listings_seen"] = last.get("listings_seen")
+    return flat
+
+
 def runs(
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first.")] = 20,
-    output: FormatOption = "table",
+    output: FormatOption = Format.table,
     config_path: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
@@ -241,23 +305,23 @@ def runs(
 
     Example: korgwatch runs --source reverb --limit 5 --format json
     """
-    from db.engine import make_engine, read_scope
-    from db.migrate import upgrade
+    from db.engine import read_scope
     from korgwatch.scheduling.history import recent_runs
 
-    _check_format(output)
-    config, db_url = _load(config_path, db)
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    try:
-        with read_scope(engine) as session:
-            rows = recent_runs(session, source, limit)
-    finally:
-        engine.dispose()
-    if output == "json":
-        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    config, store = _load(config_path, db)
+    with _reading(store) as engine, read_scope(engine) as session:
+        rows = recent_runs(session, source, limit)
+    if output == Format.json:
+        write_json([row.to_dict() for row in rows])
         return
-    table = Table(title=f"Crawl runs ({db_url})")
+    if output == Format.csv:
+        flat = [{**row.to_dict(), "workers": _workers_text(row.workers)} for row in rows]
+        write_csv(flat, RUN_COLUMNS)
+        return
+    if not rows:
+        nothing_found("crawl runs", store.describe())
+        return
+    table = titled_table("Crawl runs", store.describe())
     for column in ("id", "source", "started", "took", "outcome"):
         table.add_column(column, no_wrap=True)
     for column in ("pages", "new", "upd", "same", "flags", "errors"):
@@ -286,7 +350,7 @@ def runs(
     console.print(table)
 
 
-def status(output: FormatOption = "table", config_path: ConfigOption = None, db: DbOption = None) -> None:
+def status(output: FormatOption = Format.table, config_path: ConfigOption = None, db: DbOption = None) -> None:
     """Per source: the last run, health, the review queue (open flags) and the next scheduled run.
 
     Unhealthy: the last three runs failed or timed out, or the last run saw under a quarter of the listings
@@ -294,17 +358,13 @@ def status(output: FormatOption = "table", config_path: ConfigOption = None, db:
 
     Example: korgwatch status
     """
-    from db.engine import make_engine, read_scope
-    from db.migrate import upgrade
+    from db.engine import read_scope
     from korgwatch.scheduling import history
     from korgwatch.scheduling.jobs import list_jobs
 
-    _check_format(output)
-    config, db_url = _load(config_path, db)
-    upgrade(db_url)
-    stored = {info.source: info for info in list_jobs(db_url, config)}
-    engine = make_engine(db_url)
-    try:
+    config, store = _load(config_path, db)
+    with _reading(store) as engine:
+        stored = {info.source: info for info in list_jobs(store.url, config)}
         with read_scope(engine) as session:
             flags = history.open_flags_by_source(session)
             names = [j.source for j in config.jobs if j.enabled or j.source in stored]
@@ -327,12 +387,17 @@ def status(output: FormatOption = "table", config_path: ConfigOption = None, db:
                         "_next": info.next_run_time if info else None,
                     }
                 )
-    finally:
-        engine.dispose()
-    if output == "json":
-        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in report], indent=2))
+    plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in report]
+    if output == Format.json:
+        write_json(plain)
         return
-    table = Table(title=f"korgwatch status ({db_url})")
+    if output == Format.csv:
+        write_csv([_status_row(r) for r in plain], STATUS_COLUMNS)
+        return
+    if not report:
+        nothing_found("korgwatch status", store.describe())
+        return
+    table = titled_table("korgwatch status", store.describe())
     for column in ("source", "last run", "outcome", "seen", "health", "why", "open flags", "next run"):
         table.add_column(column, justify="right" if column in ("seen", "open flags") else "left")
     for row in report:

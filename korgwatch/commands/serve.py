@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from korgwatch.paths import config_dir, default_db_url
+from korgwatch.paths import config_dir
 
 TOKEN_ENV = "KORGWATCH_REVIEW_TOKEN"
 
@@ -25,7 +26,11 @@ def review_token(token_file: Path | None = None) -> str | None:
 def serve(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL (default: KORGWATCH_DB or the SQLite file in the data dir)."),
+        typer.Option(
+            "--db",
+            help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
+            "config/schedule.yaml, then the SQLite file in the data dir).",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -41,12 +46,14 @@ def serve(
 ) -> None:
     """Serve the review queue: open flags, listings with their serials highlighted, one-key decisions.
 
-    Example: korgwatch serve --db sqlite:///korgwatch.sqlite --port 8000  (then open http://127.0.0.1:8000)
+    The store must already hold korgwatch's data (serve never creates one); the URL is printed once the port
+    is bound. Example: korgwatch serve --db korgwatch.sqlite --port 8000  (then open http://127.0.0.1:8000)
     """
     import getpass
 
-    import uvicorn
-
+    from db.engine import StoreError
+    from korgwatch.listen import ListenError, bind
+    from korgwatch.store import open_store, resolve_store
     from pipeline.rules import RulesError, load_rules
     from review.app import LOOPBACK_HOSTS, ReviewConfig, create_app, is_loopback
     from review.auth import weak_token_reason
@@ -72,8 +79,15 @@ def serve(
     except RulesError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    try:
+        store = resolve_store(db)
+        with open_store(store, "read"):
+            pass
+    except StoreError as exc:
+        typer.echo(f"store: {exc}", err=True)
+        raise typer.Exit(2) from None
     review_config = ReviewConfig(
-        db_url=db or default_db_url(),
+        db_url=store.url,
         rules=rules,
         reviewer=reviewer or getpass.getuser(),
         token=token,
@@ -81,9 +95,30 @@ def serve(
         allowed_hosts=(*LOOPBACK_HOSTS, host.strip("[]")) if loopback else None,
     )
     app = create_app(review_config)
-    where = f"[{host}]" if ":" in host else host
-    typer.echo(f"korgwatch review on http://{where}:{port}/" + (" (password required)" if token else ""), err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False)
+    try:
+        sock = bind(host, port)
+    except ListenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    bound_port = sock.getsockname()[1]
+    where = f"[{host.strip('[]')}]" if ":" in host else host
+    typer.echo(
+        f"korgwatch review of {store.describe()} on http://{where}:{bound_port}/"
+        + (" (password required)" if token else ""),
+        err=True,
+    )
+    try:
+        run_server(app, sock)
+    finally:
+        sock.close()
+
+
+def run_server(app: Any, sock: socket.socket) -> None:
+    """Serve `app` on an already-bound socket until Ctrl-C (so the announced URL is the one listening)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", server_header=False, proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:

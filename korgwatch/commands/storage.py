@@ -5,12 +5,10 @@ inside one transaction and prints the rows as a Rich table, JSON (one array) or 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import getpass
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from enum import StrEnum
@@ -19,26 +17,22 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import queries, review
-from db.engine import make_engine, session_scope
+from db.engine import StoreError, read_scope, session_scope
 from db.ingest import DEFAULT_BATCH_SIZE, IngestSummary, ingest_jsonl
-from db.migrate import upgrade_engine
 from db.register import import_register_csv
-from korgwatch.paths import config_dir, default_db_url
+from korgwatch.filters import FilterError, canonical_model, flag_code
+from korgwatch.output import Format, FormatOption, emit, nothing_found
+from korgwatch.paths import config_dir
 from korgwatch.progress import INTERRUPTED_EXIT, WorkProgress, count_lines, stop_on_interrupt
+from korgwatch.store import Store, first_line, open_store, resolve_store, upgrade_store
+from pipeline.results import FLAG_CODES
 from pipeline.rules import Rules, RulesError, load_rules
 
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 class ExportFormat(StrEnum):
@@ -48,18 +42,24 @@ class ExportFormat(StrEnum):
     csv = "csv"
 
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: KORGWATCH_DB or the SQLite file in the data dir)."),
-]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+DB_HELP = (
+    "The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in config/schedule.yaml, "
+    "then the SQLite file in the data dir)."
+)
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Rules folder (default: KORGWATCH_CONFIG or the shipped config/)."),
 ]
 ReviewerOption = Annotated[
-    str, typer.Option("--reviewer", "-r", help="Who decides (kept in the review log).")
+    str | None,
+    typer.Option("--reviewer", "-r", help="Who decides (kept in the review log; default: your login name)."),
 ]
+
+
+def reviewer_name(reviewer: str | None) -> str:
+    """The reviewer for the log: the one named, else the login name (the same default as `korgwatch serve`)."""
+    return reviewer or getpass.getuser()
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 register_app = typer.Typer(help="The register's known serials.", no_args_is_help=True)
@@ -71,17 +71,38 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _store(db: str | None) -> Store:
+    """The store of this command line (see korgwatch.store); a bad --db is one line and exit 2."""
+    try:
+        return resolve_store(db)
+    except StoreError as exc:
+        raise _fail(f"store: {exc}", 2) from None
+
+
+@contextmanager
+def _open(store: Store, mode: str) -> Iterator[Engine]:
+    try:
+        with open_store(store, mode) as engine:  # type: ignore[arg-type]
+            yield engine
+    except StoreError as exc:
+        raise _fail(f"store: {exc}", 2) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error in {store.shown}: {first_line(exc)}", 2) from None
+
+
 @contextmanager
 def _engine(db: str | None) -> Iterator[Engine]:
-    """The database, upgraded to the newest schema (so an empty one just works)."""
-    engine = make_engine(db or default_db_url())
-    try:
-        upgrade_engine(engine)
+    """The store of a writing command, created or upgraded to the newest schema (so an empty one just works)."""
+    with _open(_store(db), "write") as engine:
         yield engine
-    except SQLAlchemyError as exc:
-        raise _fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}", 2) from None
-    finally:
-        engine.dispose()
+
+
+@contextmanager
+def _read(db: str | None) -> Iterator[tuple[Engine, Store]]:
+    """The store of a read command: it must already hold korgwatch's schema (never created here)."""
+    store = _store(db)
+    with _open(store, "read") as engine:
+        yield engine, store
 
 
 def _rules(config: Path | None) -> Rules:
@@ -93,46 +114,25 @@ def _rules(config: Path | None) -> Rules:
         raise typer.Exit(2) from None
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], title: str | None = None) -> None:
-    """Print rows in the chosen format; json is always one array, csv has a header row."""
-    if fmt == "json":
-        typer.echo(json.dumps(list(rows), ensure_ascii=False, indent=2, default=str))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
-        typer.echo(buffer.getvalue(), nl=False)
-    else:
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
-        Console(width=200).print(table)
-
-
 # --- db, ingest, register ------------------------------------------------------------------------------
 
 
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
-    """Create or upgrade the schema to the newest migration.
+    """Create or upgrade the schema to the newest migration, saying what was there and what it did.
 
+    On a database that already holds other tables, it names them before adding korgwatch's beside them.
     Example: korgwatch db upgrade --db postgresql://localhost/korgwatch
     """
-    with _engine(db):
-        pass
-    typer.echo("database is up to date")
+    store = _store(db)
+    try:
+        lines = upgrade_store(store)
+    except StoreError as exc:
+        raise _fail(f"store: {exc}", 2) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error in {store.shown}: {first_line(exc)}", 2) from None
+    for line in lines:
+        typer.echo(line)
 
 
 def ingest(
@@ -235,6 +235,8 @@ def register_import(
 
     Example: korgwatch register import config/register/seed.csv
     """
+    if path.is_dir():
+        raise _fail(f"{path}: is a directory; give the register's CSV file (e.g. {path / 'seed.csv'})", 2)
     rules = _rules(config)
     if not path.is_file():
         raise _fail(f"{path}: no such file", 2)
@@ -262,7 +264,7 @@ def register_import(
 
 
 def _decide(db: str | None, action: Callable[[Any], Any]) -> None:
-    with _engine(db) as engine:
+    with _read(db) as (engine, _):
         try:
             with session_scope(engine) as session:
                 action(session)
@@ -273,7 +275,7 @@ def _decide(db: str | None, action: Callable[[Any], Any]) -> None:
 @review_app.command("confirm")
 def review_confirm(
     flag_id: int,
-    reviewer: ReviewerOption,
+    reviewer: ReviewerOption = None,
     note: Annotated[str | None, typer.Option()] = None,
     db: DbOption = None,
 ) -> None:
@@ -281,15 +283,15 @@ def review_confirm(
 
     Example: korgwatch review confirm 12 -r alice --note "s/n visible on the back panel photo"
     """
-    _decide(db, lambda s: review.confirm(s, flag_id, reviewer, note))
+    _decide(db, lambda s: review.confirm(s, flag_id, reviewer_name(reviewer), note))
     typer.echo(f"flag {flag_id} confirmed")
 
 
 @review_app.command("correct")
 def review_correct(
     flag_id: int,
-    reviewer: ReviewerOption,
     reason: Annotated[str, typer.Option(help="Why (kept in the review log).")],
+    reviewer: ReviewerOption = None,
     serial: Annotated[str | None, typer.Option(help="The right serial.")] = None,
     model: Annotated[str | None, typer.Option(help="The right model.")] = None,
     force: Annotated[bool, typer.Option(help="Keep a serial that fits none of the model's blocks.")] = False,
@@ -303,10 +305,12 @@ def review_correct(
     if serial is None and model is None:
         raise _fail("give --serial and/or --model", 2)
     rules = _rules(config)
+    if model is not None:
+        model = _filter(lambda: canonical_model(rules, model or ""))
     _decide(
         db,
         lambda s: review.correct(
-            s, flag_id, reviewer, rules, serial=serial, model=model, reason=reason, force=force
+            s, flag_id, reviewer_name(reviewer), rules, serial=serial, model=model, reason=reason, force=force
         ),
     )
     typer.echo(f"flag {flag_id} corrected")
@@ -315,7 +319,7 @@ def review_correct(
 @review_app.command("dismiss")
 def review_dismiss(
     flag_id: int,
-    reviewer: ReviewerOption,
+    reviewer: ReviewerOption = None,
     note: Annotated[str | None, typer.Option()] = None,
     db: DbOption = None,
 ) -> None:
@@ -323,7 +327,7 @@ def review_dismiss(
 
     Example: korgwatch review dismiss 12 -r alice --note "photo is of a Roland"
     """
-    _decide(db, lambda s: review.dismiss(s, flag_id, reviewer, note))
+    _decide(db, lambda s: review.dismiss(s, flag_id, reviewer_name(reviewer), note))
     typer.echo(f"flag {flag_id} dismissed")
 
 
@@ -331,7 +335,7 @@ def review_dismiss(
 def review_kind(
     appearance_id: int,
     kind: Annotated[str, typer.Argument(help="new, duplicate_sale or repost")],
-    reviewer: ReviewerOption,
+    reviewer: ReviewerOption = None,
     note: Annotated[str | None, typer.Option()] = None,
     db: DbOption = None,
 ) -> None:
@@ -339,14 +343,14 @@ def review_kind(
 
     Example: korgwatch review kind 40 repost -r alice --note "different photographs, same seller"
     """
-    _decide(db, lambda s: review.mark_kind(s, appearance_id, kind, reviewer, note))
+    _decide(db, lambda s: review.mark_kind(s, appearance_id, kind, reviewer_name(reviewer), note))
     typer.echo(f"appearance {appearance_id} marked {kind}")
 
 
 @review_app.command("unit")
 def review_unit(
     appearance_id: int,
-    reviewer: ReviewerOption,
+    reviewer: ReviewerOption = None,
     later: Annotated[
         list[int] | None,
         typer.Option("--also", help="A later appearance of the same unit that belongs to the new one (repeatable)."),
@@ -361,7 +365,9 @@ def review_unit(
     result: list[str] = []
 
     def decide(session: Any) -> None:
-        instrument = review.mark_different_unit(session, appearance_id, reviewer, note, later=later or ())
+        instrument = review.mark_different_unit(
+            session, appearance_id, reviewer_name(reviewer), note, later=later or ()
+        )
         result.append(f"{instrument.model} {instrument.serial} unit {instrument.unit}")
 
     _decide(db, decide)
@@ -369,53 +375,70 @@ def review_unit(
 
 
 @review_app.command("note")
-def review_note(flag_id: int, note: str, reviewer: ReviewerOption, db: DbOption = None) -> None:
+def review_note(flag_id: int, note: str, reviewer: ReviewerOption = None, db: DbOption = None) -> None:
     """Add a remark to a flag without deciding it.
 
     Example: korgwatch review note 12 "s/n only visible on box" -r alice
     """
-    _decide(db, lambda s: review.add_note(s, flag_id, reviewer, note))
+    _decide(db, lambda s: review.add_note(s, flag_id, reviewer_name(reviewer), note))
     typer.echo(f"note added to flag {flag_id}")
 
 
 # --- reports ---------------------------------------------------------------------------------------------
 
 
+def _filter(action: Callable[[], str]) -> str:
+    try:
+        return action()
+    except FilterError as exc:
+        raise _fail(str(exc), 2) from None
+
+
 def queue(
-    code: Annotated[str | None, typer.Option(help="Only this flag code.")] = None,
-    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    code: Annotated[str | None, typer.Option(help=f"Only this flag code ({', '.join(FLAG_CODES)}).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (any name or alias: MS-20, ms20).")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     db: DbOption = None,
+    config: ConfigOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Open flags waiting for a reviewer, newest first.
 
-    Example: korgwatch queue --code serial_outside_blocks --format json
+    Example: korgwatch queue --code serial_outside_blocks --model ms20 --format json
     """
-    with _engine(db) as engine, session_scope(engine) as session:
+    if code is not None:
+        code = _filter(lambda: flag_code(code or ""))
+    if model is not None:
+        rules = _rules(config)
+        model = _filter(lambda: canonical_model(rules, model or ""))
+    with _read(db) as (engine, store), read_scope(engine) as session:
         rows = [
             item.to_dict() for item in queries.review_queue(session, code=code, model=model, source=source)
         ]
     columns = ["flag_id", "created_at", "code", "model", "serial", "message", "suggestions", "source", "url"]
-    emit(rows, fmt.value, columns, title="review queue")
+    emit(rows, fmt.value, columns, title="review queue", store=store.describe())
 
 
 def history(
     serial: Annotated[str, typer.Argument(help="The serial number.")],
     model: Annotated[
-        str | None, typer.Option(help="Only this model (serials can repeat between models).")
+        str | None, typer.Option(help="Only this model (any name or alias; serials can repeat between models).")
     ] = None,
     db: DbOption = None,
+    config: ConfigOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Every appearance of a serial, oldest first; `unit` tells apart different units with the same serial.
 
-    Example: korgwatch history 134458 --model MS-10
+    Example: korgwatch history 134458 --model ms10
     """
-    with _engine(db) as engine, session_scope(engine) as session:
+    if model is not None:
+        rules = _rules(config)
+        model = _filter(lambda: canonical_model(rules, model or ""))
+    with _read(db) as (engine, store), read_scope(engine) as session:
         rows = [item.to_dict() for item in queries.history(session, serial, model)]
     columns = ["seen_at", "model", "serial", "unit", "kind", "status", "source", "seller", "price", "currency", "url"]
-    emit(rows, fmt.value, columns, title=f"history of {serial}")
+    emit(rows, fmt.value, columns, title=f"history of {serial}", store=store.describe())
 
 
 def _date(text: str, option: str) -> date:
@@ -440,10 +463,15 @@ def export(
     """
     start = _date(since, "--since")
     end = _date(until, "--until") if until else None
+    if end is not None and end < start:
+        raise _fail(f"--since {start} is after --until {end}: nothing could match", 2)
     rules = _rules(config) if fmt == ExportFormat.markdown else None
-    with _engine(db) as engine, session_scope(engine) as session:
+    with _read(db) as (engine, store), read_scope(engine) as session:
         rows = queries.new_serials(session, start, end)
     if fmt == ExportFormat.markdown:
+        if not rows and sys.stdout.isatty():
+            nothing_found("new serials", store.describe())
+            return
         typer.echo(queries.new_serials_markdown(rows, rules), nl=False)
         return
     emit(
@@ -451,6 +479,7 @@ def export(
         fmt.value,
         ["model", "serial", "first_seen", "source", "url"],
         title="new serials",
+        store=store.describe(),
     )
 
 
@@ -458,23 +487,30 @@ def stats(db: DbOption = None, config: ConfigOption = None, fmt: FormatOption = 
     """Per model and number block: units seen, lowest/highest serial, and an ESTIMATE of units made.
 
     The estimate is the German tank estimator m + m/k − 1 over offsets within the block (m the highest
-    offset, k the units seen); it assumes serials are issued in sequence and sampled at random.
+    offset, k the distinct serials seen), with its 90 % interval m .. m·0.1^(−1/k); below three distinct
+    serials a block says "too few sightings". It assumes serials are issued in sequence and sampled at random.
     Example: korgwatch stats --format csv
     """
     rules = _rules(config)
-    with _engine(db) as engine, session_scope(engine) as session:
-        rows = [s.to_dict() for s in queries.stats(session, rules)]
+    with _read(db) as (engine, store), read_scope(engine) as session:
+        blocks = queries.stats(session, rules)
     per_model: dict[str, int] = {}
-    for row in rows:
-        per_model[row["model"]] = per_model.get(row["model"], 0) + row["units"]
-    for row in rows:
+    for block in blocks:
+        per_model[block.model] = per_model.get(block.model, 0) + block.units
+    rows = []
+    for block in blocks:
+        row = block.to_dict()
         row["production_estimate"] = row.pop("estimate")
-        row["model_units"] = per_model[row["model"]]
+        row["model_units"] = per_model[block.model]
+        rows.append(row)
+    machine = ["production_estimate", "estimate_low", "estimate_high", "estimate_serials"]
+    columns = ["model", "model_units", "block", "units", "lowest", "highest"]
     emit(
         rows,
         fmt.value,
-        ["model", "model_units", "block", "units", "lowest", "highest", "production_estimate"],
-        title="units seen (production_estimate is an estimate: German tank m + m/k − 1)",
+        columns + (["estimate_text"] if fmt == Format.table else machine),
+        title="units seen (estimate of units made: German tank m + m/k − 1, 90 % interval)",
+        store=store.describe(),
     )
 
 

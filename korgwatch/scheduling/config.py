@@ -23,6 +23,7 @@ import yaml
 
 JOB_KEYS = ("enabled", "cron", "interval", "jitter", "timezone", "time_limit", "stop_grace", "misfire_grace_time")
 TOP_KEYS = (
+    "db",  # the store (read by korgwatch.store for every command, not here)
     "timezone",
     "sample_sites",
     "sample_port",

@@ -49,21 +49,15 @@ _EVENT_NAMES = {
 
 
 def resolve_db_url(config: ScheduleConfig, db: str | None = None) -> str:
-    """`--db` if given; else, with `sample_sites`, a sample database of its own (the sample site's listings
-    never mix with real ones); else KORGWATCH_DB or the data directory's SQLite file.
+    """The store, resolved as every command resolves it (korgwatch.store): `--db`, then KORGWATCH_DB, then
+    `db:` in this schedule file, then the data directory's SQLite file.
 
-    A distributed schedule never picks the sample database: its runs must be opened in the store the workers
-    write to, which they take from KORGWATCH_DB.
+    The sample mode has no store of its own unless the file names one (the shipped file does): crawls of the
+    sample site, `korgwatch runs`, `status` and `queue` then all read the same one. Raises StoreError.
     """
-    from korgwatch.paths import data_dir, default_db_url
+    from korgwatch.store import resolve_store
 
-    if db:
-        return db
-    if config.sample_sites and not config.distributed:
-        folder = data_dir() / "sample"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'korgwatch-sample.sqlite'}"
-    return default_db_url()
+    return resolve_store(db, config.path).url
 
 
 @dataclass
