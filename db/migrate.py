@@ -57,8 +57,9 @@ def known_revisions() -> frozenset[str]:
 
 
 def schema_state(engine: Engine) -> SchemaState:
-    """Look at the database's default schema without changing anything (a read command's check)."""
-    with engine.connect() as connection:
+    """Look at the database's default schema without changing anything (a read command's check), in a deferred
+    transaction: a read command must not wait for a writer."""
+    with engine.execution_options(**{READ_OPTION: True}).connect() as connection:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision() if VERSION_TABLE in tables else None
     ours = our_tables()

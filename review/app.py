@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from db import review
-from db.engine import make_engine, session_factory, session_scope
+from db.engine import READ_OPTION, make_engine, session_factory, session_scope
 from db.migrate import upgrade_engine
 from db.models import APPEARANCE_KINDS, FLAG_STATUSES, Flag
 from pipeline.analyse import analyse_listing
@@ -236,7 +236,8 @@ def _engine(request: Request) -> Engine:
 
 
 def _read(request: Request) -> Session:
-    return session_factory(_engine(request))()
+    """A session for reading: on SQLite a deferred transaction, so pages never wait behind a writer."""
+    return session_factory(request.app.state.read_engine)()
 
 
 def _local_next(value: str | None, fallback: str) -> str:
@@ -619,5 +620,6 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
     )
     app.state.config = config
     app.state.engine = engine
+    app.state.read_engine = engine.execution_options(**{READ_OPTION: True})
     app.state.templates = _templates()
     return app

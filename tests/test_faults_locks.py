@@ -71,6 +71,38 @@ def test_the_runs_command_answers_while_a_writer_holds_the_lock(locked_store: st
 
 @pytest.mark.parametrize(
     "command",
+    [["queue", "-f", "json"], ["history", "145201", "-f", "json"], ["export", "--since", "2020-01-01", "-f", "json"],
+     ["stats", "-f", "json"]],
+    ids=lambda command: command[0],
+)
+def test_the_read_commands_answer_while_a_writer_holds_the_lock(locked_store: str, command: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "korgwatch.cli", *command, "--db", locked_store],
+        cwd=REPO_ROOT,
+        env={**os.environ, "KORGWATCH_SQLITE_BUSY_TIMEOUT": BUSY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout), (list, dict))
+
+
+def test_the_review_page_answers_while_a_writer_holds_the_lock(locked_store: str) -> None:
+    from starlette.testclient import TestClient
+
+    from pipeline.rules import load_rules
+    from review.app import ReviewConfig, create_app
+
+    config = ReviewConfig(db_url=locked_store, rules=load_rules(REPO_ROOT / "config"), reviewer="tester", token=None,
+                          allowed_hosts=None)
+    with TestClient(create_app(config)) as client:
+        for page in ("/", "/models", "/models/MS-20"):
+            assert client.get(page).status_code == 200, page
+
+
+@pytest.mark.parametrize(
+    "command",
     [["-m", "crawler.run", "--no-progress"], ["-m", "korgwatch.commands.crawling", "crawl", "--no-progress"]],
     ids=["python -m crawler.run", "korgwatch crawl"],
 )
