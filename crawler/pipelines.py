@@ -17,6 +17,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -25,15 +27,17 @@ from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.deadletter import DeadLetterUnwritable, dead_letter_dir, write_dead_letters
-from crawler.distributed.tracker import ingest_stored
+from crawler.distributed.tracker import default_worker_name, ingest_stored
 from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
 from db.engine import make_engine
 from db.ingest import IngestSummary, ingest_records, store_isolating
+from db.run_ledger import RunCounts, add_counts
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
     from pipeline.rules import Rules
 
@@ -86,6 +90,12 @@ class IngestPipeline:
         self.engine: Engine | None = None
         self.rules: Rules | None = None
         self._lock = asyncio.Lock()
+        # A distributed worker writes its run counts in the transaction that stores the listings, so a worker
+        # killed before its run tracker reports still leaves counts that match what it stored (issue 17.2).
+        self.ledger_worker: str | None = (
+            (settings.get("KORGWATCH_WORKER_NAME") or default_worker_name())
+            if settings.getbool("KORGWATCH_DISTRIBUTED") else None
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -136,7 +146,7 @@ class IngestPipeline:
             by_run[run].append(record)
         for run, records in by_run.items():
             try:
-                part = await asyncio.to_thread(self._ingest, records)
+                part = await asyncio.to_thread(self._ingest, records, run)
             except DeadLetterUnwritable as lost:  # neither stored nor kept: the run fails, with the reason
                 self._fail_run(str(lost))
                 part = IngestSummary(batches_failed=1, errors=[str(lost)])
@@ -149,17 +159,37 @@ class IngestPipeline:
                 logger.info("ingest: %s", note)
             self.crawler.signals.send_catch_log(signal=ingest_stored, run=run, summary=part)
 
-    def _ingest(self, batch: list[ListingRecord]) -> IngestSummary:
+    def _storer(self, run: int | None) -> Callable[[Session, Sequence[ListingRecord]], IngestSummary]:
+        """What stores one part of a batch in its transaction: the listings, and a worker's counts of its run."""
+        rules, worker = self.rules, self.ledger_worker
+        assert rules is not None
+        if worker is None or run is None:
+            return lambda session, part: ingest_records(session, part, rules)
+
+        def store_and_count(session: Session, part: Sequence[ListingRecord]) -> IngestSummary:
+            summary = ingest_records(session, part, rules)
+            counts = RunCounts(
+                listings_new=summary.listings_new,
+                listings_updated=summary.listings_updated,
+                listings_unchanged=summary.listings_unchanged,
+                flags_raised=summary.flags_raised,
+            )
+            add_counts(session, worker, {run: counts}, datetime.now(UTC))
+            return summary
+
+        return store_and_count
+
+    def _ingest(self, batch: list[ListingRecord], run: int | None = None) -> IngestSummary:
         """Store a batch, isolating the listings the store refuses (each alone goes to the dead letters); an
         unreachable database is waited for; what is still unstored after the retries goes to the dead letters."""
         assert self.engine is not None and self.rules is not None
-        rules = self.rules
+        store = self._storer(run)
         summary = IngestSummary()
         pending = batch
         attempt = 0
         while True:
             attempt += 1
-            result = store_isolating(self.engine, pending, lambda session, part: ingest_records(session, part, rules))
+            result = store_isolating(self.engine, pending, store)
             summary.add(result.summary)
             for record, reason in result.refused:
                 summary.add(self._dead([record], f"database error (refused): {reason}", attempt))

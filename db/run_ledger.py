@@ -158,8 +158,10 @@ def process_owner(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '0'}"  # '0': no /proc, the pid alone
 
 
-def owner_alive(owner: str) -> bool | None:
+def owner_alive(owner: str | None) -> bool | None:
     """Whether the process named by `owner` still runs; None when it is on another host (cannot tell)."""
+    if owner is None:
+        return False  # a distributed run: no process of ours holds it
     parts = owner.rsplit(":", 2)
     if len(parts) != 3 or not parts[1].isdigit():
         return False  # not one of ours: nothing can be waiting on it
@@ -278,7 +280,7 @@ def begin_local_run(session: Session, source: str, now: datetime, *, full: bool,
         alive = owner_alive(holder)
         started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
         if alive or (alive is None and now - started < timedelta(hours=FOREIGN_LEASE_HOURS)):
-            raise SourceBusy(source, run_id, holder)
+            raise SourceBusy(source, run_id, holder or "")
     recovering = None if full else needs_recovery(session, source)
     row = CrawlRun(
         source_id=source_id,
@@ -298,7 +300,7 @@ def running_local_run(session: Session, source: str) -> tuple[int, str] | None:
         .join(Source, Source.id == CrawlRun.source_id)
         .where(Source.name == source, CrawlRun.outcome.is_(None), CrawlRun.owner.is_not(None))
     ):
-        if owner_alive(holder) is not False:
+        if holder is not None and owner_alive(holder) is not False:
             return run_id, holder
     return None
 

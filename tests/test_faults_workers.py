@@ -19,13 +19,13 @@ from fixtures.distributed.harness import (
     wait_until,
     write_sources,
 )
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from test_distributed import EXPECTED, crawl_done, enqueue
 
 from crawler.demo.site import RunningSite, serve
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
-from db.models import CrawlRun
+from db.models import CrawlRun, CrawlRunWorker
 
 
 @pytest.fixture
@@ -85,3 +85,24 @@ def test_a_worker_restarted_under_its_own_name_does_not_hide_its_predecessors_de
     second = enqueue(env, workers, site)  # the lost runs make this one page in full
     crawl_done(store, second, workers)
     assert listing_counts(store) == (EXPECTED, EXPECTED)  # recovered, nothing twice
+
+
+def test_a_killed_workers_counts_match_what_it_stored(
+    site: RunningSite, store: Engine, env: dict[str, str], workers: Workers
+) -> None:
+    """The counts go into the store with the listings (one transaction), not with the next report: a worker
+    killed between the two leaves its run counting every listing it stored."""
+    site.inject("*/jp/auction/*", delay=1.0)
+    site.inject("*/products/*", delay=1.0)
+    workers.start("w1", "--peer-timeout", "3", "--report-every", "3600")  # no report before the kill
+    workers.wait_ready("w1")
+    first = enqueue(env, workers, site)
+    wait_until(lambda: listing_counts(store)[0] >= 20, 120, "some listings to land")
+    workers.kill("w1")
+    stored = listing_counts(store)[0]
+    with session_scope(store) as session:
+        counted = session.scalar(
+            select(func.sum(CrawlRunWorker.listings_new)).where(CrawlRunWorker.crawl_run_id.in_(first))
+        )
+        totals = session.scalar(select(func.sum(CrawlRun.listings_new)).where(CrawlRun.id.in_(first)))
+    assert counted == totals == stored

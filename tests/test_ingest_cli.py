@@ -183,3 +183,36 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_the_resume_completes_it(
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout)[0]["listings_new"] == total - before
     assert _count(sqlite_url) == total
+
+
+def test_ctrl_c_during_register_import_rolls_it_back_and_says_so(sqlite_url: str, tmp_path: Path) -> None:
+    """A register import is one transaction: Ctrl-C leaves nothing half-imported and says to run it again."""
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("model,serial,date,note,url\n")
+        for i in range(300_000):
+            out.write(f"MS-20,{140000 + i % 99_999},,row {i},\n")
+    _run("db", "upgrade", "--db", sqlite_url)
+    process = subprocess.Popen(
+        [*KORGWATCH, "register", "import", str(path), "--db", sqlite_url], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, cwd=REPO,
+    )
+    deadline = time.monotonic() + 120
+    while not _has_open(process.pid, path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until it reads the file: past start-up, rows under way
+    assert process.poll() is None, "the import ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    message = stderr.decode()
+    assert process.returncode == 130, message
+    assert "Traceback" not in message and f"{path}: interrupted: nothing imported" in message
+    again = _run("register", "import", str(path), "--db", sqlite_url, "-f", "json")
+    assert again.returncode == 0, again.stderr.decode()
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux /proc)."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:  # the process ended, or a descriptor closed while we looked
+        return False

@@ -97,14 +97,9 @@ class RunTracker:
             self.pending[run].pages += 1
 
     def stored(self, run: int | None, summary: Any, **_: Any) -> None:
-        if run is None:
-            return
-        counts = self.pending[run]
-        counts.listings_new += summary.listings_new
-        counts.listings_updated += summary.listings_updated
-        counts.listings_unchanged += summary.listings_unchanged
-        counts.flags_raised += summary.flags_raised
-        counts.errors += len(summary.errors)
+        """A batch of `run` was stored: its listing counts went in with it (IngestPipeline); its errors here."""
+        if run is not None and summary.errors:
+            self.pending[run].errors += len(summary.errors)
 
     def failed(self, run: int | None, **_: Any) -> None:
         if run is not None:

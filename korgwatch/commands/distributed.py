@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -228,7 +228,7 @@ def dead_letter_list(
 
     folder = dead_letter_dir(directory)
     problems: list[str] = []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in pending_files(folder):
         letters = list(read_dead_letters(path, problems))
         rows.append({"file": path.name, "listings": len(letters), "last_error": letters[-1].error if letters else ""})

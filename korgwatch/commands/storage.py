@@ -240,8 +240,8 @@ def register_import(
     rules = _rules(config)
     if not path.is_file():
         raise _fail(f"{path}: no such file", 2)
-    lines = count_lines(path) or 0
     try:
+        lines = count_lines(path) or 0
         with WorkProgress(f"register import {path}", lines, unit="rows") as bar, _engine(db) as engine:
             with session_scope(engine) as session:  # one transaction: Ctrl-C rolls it all back
                 summary = import_register_csv(session, path, rules)
