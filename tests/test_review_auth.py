@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from db.engine import make_engine, session_scope
 from db.ingest import ingest_records
-from db.migrate import upgrade_engine
+from db.migrate import upgrade, upgrade_engine
 from db.models import Flag, ReviewLog
 from korgwatch.commands import serve as serve_command
 from pipeline.rules import Rules
@@ -64,12 +64,16 @@ def _assert_security_headers(response: Any) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> tuple[Typer, list[dict[str, Any]]]:
+def cli(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> tuple[Typer, list[dict[str, Any]]]:
+    """`serve` with the server itself replaced by a note of the socket it bound; its store made beforehand
+    (serve reads an existing store only)."""
+    upgrade(sqlite_url)
     app = Typer()
     serve_command.register(app)
     app.command("noop")(lambda: None)
     ran: list[dict[str, Any]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.append(kw))
+    record = lambda app, sock: ran.append(dict(zip(("host", "port"), sock.getsockname(), strict=True)))  # noqa: E731
+    monkeypatch.setattr(serve_command, "run_server", record)
     return app, ran
 
 
@@ -79,12 +83,12 @@ def test_a_weak_password_is_refused_for_a_network_bind(
 ) -> None:
     app, ran = cli
     monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", weak)
-    result = CliRunner().invoke(app, ["serve", "--db", sqlite_url, "--host", "0.0.0.0"])
+    result = CliRunner().invoke(app, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 2 and ran == []
     assert result.output.startswith("refusing to serve on 0.0.0.0: the review password")
     assert "KORGWATCH_REVIEW_TOKEN=" in result.output and len(result.output.strip().splitlines()) == 1
     # on loopback the password only adds to the Host check: any will do
-    assert CliRunner().invoke(app, ["serve", "--db", sqlite_url]).exit_code == 0 and len(ran) == 1
+    assert CliRunner().invoke(app, ["serve", "--db", sqlite_url, "--port", "0"]).exit_code == 0 and len(ran) == 1
 
 
 def test_a_strong_password_serves_the_network(
@@ -92,7 +96,7 @@ def test_a_strong_password_serves_the_network(
 ) -> None:
     app, ran = cli
     monkeypatch.setenv("KORGWATCH_REVIEW_TOKEN", TOKEN)
-    result = CliRunner().invoke(app, ["serve", "--db", sqlite_url, "--host", "0.0.0.0"])
+    result = CliRunner().invoke(app, ["serve", "--db", sqlite_url, "--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert ran[0]["host"] == "0.0.0.0"
 
