@@ -45,7 +45,7 @@ _WORDY_ANY_CASE = re.compile(rf"(?P<cue>{_CUE}|{_PLATE_WORD}){_WORDY_GAP}{_WORDY
 _Readings = tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]
 _CUE_READINGS: _Readings = ((_CUED, _CUED_ANY_CASE), (_WORDY, _WORDY_ANY_CASE))
 _PLATE_READING: _Readings = ((_WORDY, _WORDY_ANY_CASE),)
-_PLATE_WORDS = ("plate", "plaque", "placa", "typenschild", "targhetta", "銘板")
+_PLATE_WORDS = ("plate", "plaque", "placa", "typenschild", "targhetta", "schild", "銘板")
 # A title's number right after a model name, of a length a wrong serial has (seed: "25270", "3809004"); six
 # digits are found as bare serials already.
 _AFTER_NAME = re.compile(r"[ :(\-]{1,3}(?P<value>\d{5}|\d{7})(?![\d])")
@@ -67,8 +67,9 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 # the rest by str.find (a regex per word, or one alternation of them, scans the text at twice the cost).
 # "pla" stands for the plate words (plate, plaque, placa): one scan for the three. No word holds an "s" after its
 # first letter, so the scan misses no occurrence.
-_S_CUE_WORD = re.compile(r"s(?:/| /|\.n|n|er(?:[. #\-]|i(?:al|e)|yj)|érie)")  # s/, s /, s.n, sn, ser., serial, serie(n)
-_OTHER_CUE_WORDS_ASCII = ("no.", "nr.", "pla", "matricola", "typenschild", "targhetta")
+# "schild" finds the German plate words (Typenschild, Seriennummernschild), whose cue opens before the "s".
+_S_CUE_WORD = re.compile(r"s(?:/| /|\.n|n|er(?:[. #\-]|i(?:al|e)|yj)|érie|child)")  # s/, s /, s.n, sn, ser., serial…
+_OTHER_CUE_WORDS_ASCII = ("no.", "nr.", "pla", "matricola", "targhetta")
 _OTHER_CUE_WORDS = (*_OTHER_CUE_WORDS_ASCII, "n°", "製", "シリアル", "銘板")
 # Cues that are only a word for "number": what stands before them decides ("order no. 143002" is no serial).
 _NUMBER_CUES = frozenset({"no.", "nr.", "n°", "n°."})
