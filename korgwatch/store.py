@@ -195,15 +195,10 @@ def open_store(store: Store, mode: Mode = "read") -> Iterator[Engine]:
         if path is not None and path.is_dir():
             raise StoreError(f"{path} is a directory, not a SQLite file")
     elif path is not None:
-        if path.is_dir():
-            raise StoreError(f"{path} is a directory, not a SQLite file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_room_for(path)
     engine = make_engine(store.url)
     try:
-        try:
-            state = schema_state(engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open {store.shown}: {_first_line(exc)}") from None
+        state = _state_of(store, engine)
         if mode == "read":
             check_readable(store, state)
         else:
@@ -215,20 +210,30 @@ def open_store(store: Store, mode: Mode = "read") -> Iterator[Engine]:
         engine.dispose()
 
 
+def _make_room_for(path: Path) -> None:
+    """A SQLite file a writer may create: not a directory, its folder made."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a SQLite file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _state_of(store: Store, engine: Engine) -> SchemaState:
+    """The store's schema, or a one-line StoreError when the database cannot be opened."""
+    try:
+        return schema_state(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open {store.shown}: {_first_line(exc)}") from None
+
+
 def upgrade_store(store: Store) -> list[str]:
     """`korgwatch db upgrade`: create or upgrade the schema and say, line by line, what was there and what was done."""
     path = sqlite_file(store.url)
     new_file = path is not None and not path.exists()
     if path is not None:
-        if path.is_dir():
-            raise StoreError(f"{path} is a directory, not a SQLite file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_room_for(path)
     engine = make_engine(store.url)
     try:
-        try:
-            before = schema_state(engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open {store.shown}: {_first_line(exc)}") from None
+        before = _state_of(store, engine)
         check_writable(store, before, "upgrade")
         lines: list[str] = []
         if before.others and not before.is_korgwatch:
