@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+import typer
 import yaml
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -23,6 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import StoreError, database_url, make_engine
 from db.migrate import SchemaState, schema_state, upgrade_engine
 from korgwatch.paths import config_dir, data_dir
+
+DB_HELP = (
+    "The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in config/schedule.yaml, "
+    "then the SQLite file in the data dir)."
+)
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]  # every command's --db, resolved here
 
 Mode = Literal["read", "write", "upgrade"]
 DATA_DIR_PLACEHOLDER = "{data_dir}"

@@ -21,7 +21,7 @@ from crawler.run import CrawlOptions, print_report, resolve_base_urls, run_crawl
 from crawler.sources import SourcesError, load_sources
 from db.engine import StoreError, store_error_message
 from korgwatch.paths import data_dir
-from korgwatch.store import writable_store
+from korgwatch.store import DbOption, writable_store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,14 +44,7 @@ def crawl(
     full: Annotated[
         bool, typer.Option("--full", help="Page to the end instead of stopping at the first known page.")
     ] = False,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
-            "config/schedule.yaml, then the SQLite file in the data dir).",
-        ),
-    ] = None,
+    db: DbOption = None,
     jobdir: Annotated[
         Path | None, typer.Option("--jobdir", help="Keep crawl state here; run again with it to resume.")
     ] = None,

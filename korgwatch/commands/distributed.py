@@ -18,20 +18,13 @@ from rich.table import Table
 from crawler.sources import SourcesError, load_sources
 from korgwatch.output import Format, FormatOption, emit
 from korgwatch.paths import default_db_url
+from korgwatch.store import DbOption
 
 console = Console()
 err_console = Console(stderr=True)
 
 RedisOption = Annotated[
     str | None, typer.Option("--redis", help="Redis URL (default: KORGWATCH_REDIS_URL).", show_default=False)
-]
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
-        "config/schedule.yaml, then the SQLite file in the data dir).",
-    ),
 ]
 
 

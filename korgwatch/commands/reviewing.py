@@ -17,8 +17,9 @@ from db import review
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade_engine
 from db.review_chain import verify_chain
-from korgwatch.commands.storage import DbOption, ReviewerOption, review_app
+from korgwatch.commands.storage import ReviewerOption, review_app
 from korgwatch.paths import default_db_url
+from korgwatch.store import DbOption
 
 err_console = Console(stderr=True, soft_wrap=True)
 

@@ -28,20 +28,12 @@ from korgwatch.scheduling.config import (
     redact_url,
     redis_url_for,
 )
-from korgwatch.store import Store, open_store, resolve_store
+from korgwatch.store import DbOption, Store, open_store, resolve_store
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Schedule file (default: config/schedule.yaml).")]
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
-        "schedule.yaml, then the SQLite file in the data dir).",
-    ),
-]
 RedisOption = Annotated[
     str | None,
     typer.Option(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from korgwatch.paths import config_dir
+from korgwatch.store import DbOption
 
 TOKEN_ENV = "KORGWATCH_REVIEW_TOKEN"
 
@@ -24,14 +25,7 @@ def review_token(token_file: Path | None = None) -> str | None:
 
 
 def serve(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in "
-            "config/schedule.yaml, then the SQLite file in the data dir).",
-        ),
-    ] = None,
+    db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     reviewer: Annotated[

@@ -28,7 +28,7 @@ from korgwatch.filters import FilterError, canonical_model, flag_code
 from korgwatch.output import Format, FormatOption, emit, nothing_found
 from korgwatch.paths import config_dir
 from korgwatch.progress import INTERRUPTED_EXIT, WorkProgress, count_lines, stop_on_interrupt
-from korgwatch.store import Store, first_line, open_store, resolve_store, upgrade_store
+from korgwatch.store import DbOption, Store, first_line, open_store, resolve_store, upgrade_store
 from pipeline.results import FLAG_CODES
 from pipeline.rules import Rules, RulesError, load_rules
 
@@ -42,11 +42,6 @@ class ExportFormat(StrEnum):
     csv = "csv"
 
 
-DB_HELP = (
-    "The store: a SQLite file path or a database URL (default: KORGWATCH_DB, then `db:` in config/schedule.yaml, "
-    "then the SQLite file in the data dir)."
-)
-DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Rules folder (default: KORGWATCH_CONFIG or the shipped config/)."),
