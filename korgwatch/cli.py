@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, distributed, reviewing, schedule, serve, storage
+from korgwatch.commands import analysis, crawling, distributed, notify, reviewing, schedule, serve, storage, watch
 
 app = typer.Typer(
     name="korgwatch",
@@ -20,6 +20,8 @@ crawling.register(app)
 serve.register(app)
 schedule.register(app)
 distributed.register(app)
+notify.register(app)
+watch.register(app)
 
 
 def main() -> None:
