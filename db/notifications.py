@@ -62,9 +62,7 @@ def record_event(
 
 
 def events_of_run(session: Session, run_id: int) -> list[NotifyEvent]:
-    return list(
-        session.scalars(select(NotifyEvent).where(NotifyEvent.crawl_run_id == run_id).order_by(NotifyEvent.id))
-    )
+    return list(session.scalars(select(NotifyEvent).where(NotifyEvent.crawl_run_id == run_id).order_by(NotifyEvent.id)))
 
 
 def enqueue(session: Session, message_key: str, target: str, kind: str, title: str, body: str, now: datetime) -> None:

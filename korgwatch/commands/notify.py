@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from korgwatch.commands.storage import Format, emit
 from korgwatch.notify.config import NotifyConfig, NotifyConfigError, load_notify
 
-err_console = Console(stderr=True)
 notify_app = typer.Typer(
     help="Alerts through Apprise (config/notify.yaml): test a target, list deliveries, send.", no_args_is_help=True
 )
@@ -37,7 +35,7 @@ LIST_COLUMNS = ("id", "created", "target", "kind", "title", "status", "attempts"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(message, highlight=False, markup=False)
+    typer.echo(message, err=True)  # one line, never wrapped: scripts and tests read it
     return typer.Exit(code)
 
 
@@ -47,7 +45,7 @@ def load_config(path: Path | None) -> NotifyConfig:
         return load_notify(path)
     except NotifyConfigError as exc:
         for problem in exc.problems:
-            err_console.print(f"error: {problem}", highlight=False, markup=False)
+            typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -161,7 +159,7 @@ def notify_run(
             queued, report = notify_once(engine, config)
             typer.echo(f"queued {queued}, delivered {report.delivered}, failed {report.failed}")
             for error in report.errors:
-                err_console.print(f"warning: {error}", highlight=False, markup=False)
+                typer.echo(f"warning: {error}", err=True)
             if every is None:
                 break
             time.sleep(every)

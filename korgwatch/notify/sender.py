@@ -8,6 +8,7 @@ delivered is sent again, and nothing pending is dropped: a failing target is ret
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from db.run_ledger import process_owner
 from korgwatch.notify.config import MissingSecret, NotifyConfig, Target
 
 PAUSE_AFTER_SEND_ENV = "KORGWATCH_NOTIFY_PAUSE_AFTER_SEND"  # tests: seconds to wait between sending and recording
+QUIET_LOGGERS = ("apprise", "urllib3", "requests")
 LEASE_SECONDS = 300.0  # longer than any one send (Apprise's own timeouts are shorter)
 
 
@@ -41,11 +43,20 @@ def deliver(target: Target, title: str, body: str) -> str | None:
     except MissingSecret as exc:
         return str(exc)
     sender = apprise.Apprise()
-    with apprise.LogCapture(level=apprise.logging.WARNING) as log:
-        if not sender.add(url):
-            return target.redact(f"target {target.name}: not a URL Apprise knows ({target.shown})")
-        ok = sender.notify(title=title, body=body)
-        captured = log.getvalue()
+    # Apprise's and urllib3's lines may quote the URL, secrets and all: kept out of korgwatch's logs while sending.
+    quiet = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    saved = [logger.propagate for logger in quiet]
+    for logger in quiet:
+        logger.propagate = False
+    try:
+        with apprise.LogCapture(level=logging.WARNING) as log:
+            if not sender.add(url):
+                return target.redact(f"target {target.name}: not a URL Apprise knows ({target.shown})")
+            ok = sender.notify(title=title, body=body)
+            captured = log.getvalue()
+    finally:
+        for logger, propagate in zip(quiet, saved, strict=True):
+            logger.propagate = propagate
     if ok:
         return None
     reason = " ".join(captured.split())[-400:] or "the service did not accept the message"
