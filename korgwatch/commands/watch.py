@@ -19,8 +19,9 @@ SerialArgument = Annotated[
 ]
 
 
-def _model(name: str) -> str:
-    """The model's name as config/models.yaml writes it (aliases accepted); exit 2 when unknown."""
+def _canonical(name: str) -> str:
+    """The model's name as config/models.yaml writes it (aliases accepted); raises WatchError when unknown."""
+    from db.watches import WatchError
     from korgwatch.paths import config_dir
     from pipeline.normalise import alias_key
     from pipeline.rules import RulesError, load_rules
@@ -28,14 +29,24 @@ def _model(name: str) -> str:
     try:
         rules = load_rules(config_dir())
     except RulesError as exc:
-        raise fail(f"error: {exc}", 2) from None
+        raise WatchError(str(exc)) from None
     if name in rules.models:
         return name
     key = alias_key(name)
     for canonical, rule in rules.models.items():
         if key in {alias_key(canonical), *(alias_key(a) for a in rule.aliases)}:
             return canonical
-    raise fail(f"error: unknown model {name!r} (see config/models.yaml)", 2)
+    raise WatchError(f"unknown model {name!r} (see config/models.yaml)")
+
+
+def _model(name: str) -> str:
+    """`_canonical`, or one line and exit status 2."""
+    from db.watches import WatchError
+
+    try:
+        return _canonical(name)
+    except WatchError as exc:
+        raise fail(f"error: {exc}", 2) from None
 
 
 @watch_app.command("add")
@@ -130,15 +141,12 @@ def watch_import(
             line = reader.line_num
             values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             try:
-                canonical = _model(values["model"])
+                canonical = _canonical(values["model"])
                 add_watch(session, canonical, values["serial"] or "*", values.get("note") or None, datetime.now(UTC))
                 added += 1
-            except (WatchError, typer.Exit) as exc:
+            except WatchError as exc:
                 bad += 1
-                if isinstance(exc, WatchError):
-                    typer.echo(f"error: {path}:{line}: {exc}", err=True)
-                else:
-                    typer.echo(f"error: {path}:{line}: unknown model {values['model']!r}", err=True)
+                typer.echo(f"error: {path}:{line}: {exc}", err=True)
     typer.echo(f"imported {added} watches, {bad} bad rows")
     if bad:
         raise typer.Exit(1)
