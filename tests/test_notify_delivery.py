@@ -247,3 +247,24 @@ def test_notify_test_sends_to_the_named_target(sink: Sink, tmp_path: Path) -> No
     assert [m["title"] for m in sink.messages] == ["korgwatch: test message"]
     missing = CliRunner().invoke(app, ["notify", "test", "phone", "--notify-config", path])
     assert missing.exit_code == 2 and "no target named 'phone'" in missing.output
+
+
+def test_a_flagged_first_sighting_is_told_after_review_even_when_its_run_digest_went(
+    engine: Engine, rules: Rules, sink: Sink, tmp_path: Path
+) -> None:
+    from db.models import Flag
+    from db.review import confirm
+
+    config = write_config(tmp_path, f'targets:\n  - url: "{sink.url}"\nrules:\n  - events: [new_sighting]\n')
+    start(engine, config)
+    crawl(engine, rules, "reverb", [listing(1, "144571"), listing(2, "730144")])  # 730144: flagged, not counted
+    notify_once(engine, config)
+    assert len(sink.messages) == 1 and "144571" in sink.messages[0]["message"]
+    assert "730144" not in sink.messages[0]["message"]
+    with session_scope(engine) as session:
+        flag_id = session.scalars(select(Flag.id)).one()
+        confirm(session, flag_id, "keeper", "the plate says so")
+    notify_once(engine, config)
+    assert len(sink.messages) == 2 and "MS-20 730144" in sink.messages[1]["message"]
+    notify_once(engine, config)
+    assert len(sink.messages) == 2

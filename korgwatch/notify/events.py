@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -24,6 +24,8 @@ from db.watches import WatchSpec, list_watches
 from korgwatch.notify.config import NotifyConfig
 
 SINCE_KEY = "collect_since"
+LAST_PASS_KEY = "last_pass"
+LATE_COMMIT_MARGIN = timedelta(hours=1)
 BACKLOG_KEY = "backlog_told"
 APPEARANCE_EVENTS = {"new": "new_sighting", "duplicate_sale": "duplicate_sale", "repost": "repost"}
 FAILED_OUTCOMES = ("failed", "timed_out", "interrupted")
@@ -83,15 +85,22 @@ def _earlier(session: Session, appearance: Appearance) -> str:
     return f"earlier: {row.url} ({row.seen_at:%Y-%m-%d}, {_money(row.price, row.currency)})"
 
 
-def _candidates(session: Session, config: NotifyConfig, since: datetime) -> list[Found]:
-    """Every (key, kind, details, crawl run) the store shows since `since`, recorded or not."""
+def _candidates(session: Session, config: NotifyConfig, since: datetime, floor: datetime) -> list[Found]:
+    """Every (key, kind, details, crawl run) the store shows since `since`, recorded or not.
+
+    `floor` is when notifications started: nothing older is told, even when reviewed later.
+    """
     found: list[Found] = []
     rows = session.execute(
         select(Appearance, Listing, Instrument.model, Instrument.serial, Source.name, Source.id)
         .join(Listing, Listing.id == Appearance.listing_id)
         .join(Instrument, Instrument.id == Appearance.instrument_id)
         .join(Source, Source.id == Listing.source_id)
-        .where(Appearance.created_at >= since, Appearance.status != "dismissed")
+        .where(
+            or_(Appearance.created_at >= since, Appearance.reviewed_at >= since),  # counted after review
+            Appearance.created_at >= floor,
+            Appearance.status != "dismissed",
+        )
         .order_by(Appearance.id)
     ).all()
     watches = list_watches(session)
@@ -210,13 +219,18 @@ def collect(session: Session, config: NotifyConfig, now: datetime | None = None)
     """Record new events and queue their messages (digests for closed runs); the caller commits."""
     now = now or datetime.now(UTC)
     outbox.lock_collection(session)
-    since_text = outbox.get_state(session, SINCE_KEY)
-    if since_text is None:
+    floor_text = outbox.get_state(session, SINCE_KEY)
+    if floor_text is None:
         outbox.set_state(session, SINCE_KEY, now.isoformat())
-        since = now
+        floor = now
     else:
-        since = datetime.fromisoformat(since_text)
-    found = _candidates(session, config, since)
+        floor = datetime.fromisoformat(floor_text)
+    # Rows from the last pass on, less a margin for transactions that committed after it with earlier times;
+    # rows seen twice are recorded once (by key), so the margin costs a re-read, never a repeat.
+    last_text = outbox.get_state(session, LAST_PASS_KEY)
+    since = max(floor, datetime.fromisoformat(last_text) - LATE_COMMIT_MARGIN) if last_text else floor
+    outbox.set_state(session, LAST_PASS_KEY, now.isoformat())
+    found = _candidates(session, config, since, floor)
     found += _backlog(session, config, now)
     known = outbox.known_event_keys(session, [key for key, *_ in found])
     messages = 0
@@ -226,6 +240,8 @@ def collect(session: Session, config: NotifyConfig, now: datetime | None = None)
         if key in known:
             continue
         known.add(key)
+        if run is not None and outbox.known_event_keys(session, [f"digest:run:{run}"]):
+            run = None  # its run's digest went already (a sighting counted after review): in this pass's digest
         event = outbox.record_event(session, key, kind, details, now, crawl_run_id=run)
         events += 1
         for target, digest in config.routes({"kind": kind, **details}).items():
