@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from korgwatch.commands import analysis, crawling, distributed, notify, reviewing, schedule, serve, storage, watch
+from korgwatch.commands import (
+    analysis,
+    crawling,
+    distributed,
+    feed,
+    notify,
+    reviewing,
+    schedule,
+    serve,
+    storage,
+    watch,
+)
 
 app = typer.Typer(
     name="korgwatch",
@@ -22,6 +33,7 @@ schedule.register(app)
 distributed.register(app)
 notify.register(app)
 watch.register(app)
+feed.register(app)
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ EVENT_KINDS = (
     "review_backlog",
 )
 DIGEST_KINDS = ("new_sighting", "flag_opened", "duplicate_sale", "repost")  # watch_hit is always sent at once
-TOP_KEYS = ("targets", "rules", "review_backlog", "public_base_url", "retry")
+TOP_KEYS = ("targets", "rules", "review_backlog", "public_base_url", "public_feeds", "retry")
+PUBLIC_FEEDS = ("sightings", "models")  # the review queue feed always needs the page's token off loopback
 TARGET_KEYS = ("name", "url")
 RULE_KEYS = ("events", "targets", "models", "sources", "flags", "price_min", "price_max", "digest")
 DIGEST_MODES = ("run", "none")
@@ -125,6 +126,7 @@ class NotifyConfig:
     rules: tuple[Rule, ...] = ()
     review_backlog: int | None = None
     public_base_url: str | None = None
+    public_feeds: tuple[str, ...] = ()
     retry_base: float = 30.0
     retry_max: float = 3600.0
     by_name: dict[str, Target] = field(default_factory=dict)
@@ -317,6 +319,16 @@ def load_notify(path: Path | None = None) -> NotifyConfig:
     if base is not None and (not isinstance(base, str) or not re.match(r"https?://", base)):
         problems.append(f"{at(raw, 'public_base_url')}: public_base_url: expected an http(s):// URL")
         base = None
+    public_feeds: tuple[str, ...] = ()
+    if raw.get("public_feeds") is not None:
+        try:
+            public_feeds = _names(raw["public_feeds"])
+            wrong = [f for f in public_feeds if f not in PUBLIC_FEEDS]
+            if wrong:
+                raise ValueError(f"{wrong[0]!r} cannot be public (public feeds: {', '.join(PUBLIC_FEEDS)})")
+        except ValueError as exc:
+            problems.append(f"{at(raw, 'public_feeds')}: public_feeds: {exc}")
+            public_feeds = ()
     retry_base, retry_max = 30.0, 3600.0
     retry = raw.get("retry") or {}
     if not isinstance(retry, dict):
@@ -340,6 +352,7 @@ def load_notify(path: Path | None = None) -> NotifyConfig:
         rules=tuple(rules),
         review_backlog=backlog,
         public_base_url=base.rstrip("/") if base else None,
+        public_feeds=public_feeds,
         retry_base=retry_base,
         retry_max=retry_max,
         by_name=by_name,
