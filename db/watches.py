@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -83,7 +84,7 @@ def parse_serial_spec(spec: str) -> tuple[str, str]:
     return spec, spec
 
 
-def _find(model: str, low: str, high: str) -> Select[tuple[Watch]]:
+def _find(model: str, low: str, high: str) -> Select[Any]:
     return select(Watch).where(Watch.model == model, Watch.serial_low == low, Watch.serial_high == high)
 
 

@@ -119,7 +119,7 @@ def _candidates(session: Session, config: NotifyConfig, since: datetime, floor: 
         if kind != "new_sighting" or appearance.status == "counted":  # a flagged first sighting: after review
             details = dict(base)
             if kind != "new_sighting":
-                details["line"] += f"; {_earlier(session, appearance)}"
+                details["line"] = f"{base['line']}; {_earlier(session, appearance)}"
             found.append((f"{kind}:appearance:{appearance.id}", kind, details, run))
         for watch in watches:
             if watch.model != model and watch.low == "":
@@ -177,11 +177,11 @@ def _candidates(session: Session, config: NotifyConfig, since: datetime, floor: 
         .where(CrawlRun.finished_at >= since, CrawlRun.outcome.in_(("degraded", *FAILED_OUTCOMES)))
         .order_by(CrawlRun.id)
     ).all()
-    for run, source in runs:
-        kind = "crawl_degraded" if run.outcome == "degraded" else "crawl_failed"
-        tail = " ".join((run.log_tail or "").split())[-300:]
-        line = f"{source}: crawl run {run.id} {run.outcome} ({run.pages} pages, {run.errors} errors)"
-        found.append((f"{kind}:run:{run.id}", kind, {"source": source, "line": f"{line}. {tail}".strip()}, None))
+    for closed, source in runs:
+        kind = "crawl_degraded" if closed.outcome == "degraded" else "crawl_failed"
+        tail = " ".join((closed.log_tail or "").split())[-300:]
+        line = f"{source}: crawl run {closed.id} {closed.outcome} ({closed.pages} pages, {closed.errors} errors)"
+        found.append((f"{kind}:run:{closed.id}", kind, {"source": source, "line": f"{line}. {tail}".strip()}, None))
     return found
 
 

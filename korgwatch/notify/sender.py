@@ -90,7 +90,10 @@ def send_pending(
         if target is None:
             error: str | None = f"target {claimed.target}: no longer in {config.path or 'the notify config'}"
         else:
-            error = send(target, claimed.title, claimed.body)
+            try:
+                error = send(target, claimed.title, claimed.body)
+            except Exception as exc:  # a plugin's own bug must not stop the others: retried like any failure
+                error = target.redact(f"target {target.name}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         if error is None and pause:
             print(
                 f"notify: sent message {claimed.id}, pausing {pause:g}s before recording", file=sys.stderr, flush=True
