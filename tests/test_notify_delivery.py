@@ -268,3 +268,19 @@ def test_a_flagged_first_sighting_is_told_after_review_even_when_its_run_digest_
     assert len(sink.messages) == 2 and "MS-20 730144" in sink.messages[1]["message"]
     notify_once(engine, config)
     assert len(sink.messages) == 2
+
+
+def test_a_unit_sold_again_names_the_earlier_appearance_and_its_price(
+    engine: Engine, rules: Rules, sink: Sink, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path, f'targets:\n  - url: "{sink.url}"\nrules:\n  - events: [duplicate_sale, repost]\n    digest: none\n'
+    )
+    store(engine, rules, [{**listing(1, "144571", price="700"), "posted_at": "2025-01-10T10:00:00Z"}])
+    start(engine, config)
+    store(engine, rules, [{**listing(2, "144571", source="ebay", price="1200"), "posted_at": "2026-06-01T10:00:00Z"}])
+    notify_once(engine, config)
+    assert [m["title"] for m in sink.messages] == ["korgwatch: duplicate sale: MS-20 144571"]
+    message = sink.messages[0]["message"]
+    assert "https://ebay.example/item/2" in message
+    assert "earlier: https://reverb.example/item/1 (2025-01-10, 700.00 EUR)" in message
