@@ -7,7 +7,7 @@ are scraped text: feedgen escapes them as XML, and nothing of theirs is ever a l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from feedgen.feed import FeedGenerator
@@ -53,7 +53,9 @@ def _entry(
     entry.published(at if at.tzinfo else at.replace(tzinfo=UTC))
 
 
-def _appearances(session: Session, model: str | None) -> list[Any]:
+def _appearances(
+    session: Session, model: str | None, since: date | None = None, until: date | None = None
+) -> list[Any]:
     query = (
         select(Appearance, Listing, Instrument.model, Instrument.serial, Source.name)
         .join(Listing, Listing.id == Appearance.listing_id)
@@ -64,6 +66,10 @@ def _appearances(session: Session, model: str | None) -> list[Any]:
         .limit(FEED_LIMIT)
     )
     query = query.where(Instrument.model == model) if model else query.where(Appearance.kind == "new")
+    if since is not None:
+        query = query.where(Appearance.seen_at >= datetime.combine(since, time.min, UTC))
+    if until is not None:
+        query = query.where(Appearance.seen_at < datetime.combine(until + timedelta(days=1), time.min, UTC))
     return list(session.execute(query).all())
 
 
@@ -87,12 +93,14 @@ def _price(listing: Listing) -> str:
     return f"{listing.price} {listing.currency or ''}".strip() if listing.price is not None else "no price"
 
 
-def sightings_feed(session: Session, base_url: str, model: str | None = None) -> bytes:
+def sightings_feed(
+    session: Session, base_url: str, model: str | None = None, since: date | None = None, until: date | None = None
+) -> bytes:
     """New sightings (first appearances of a serial), or every counted appearance of `model`, newest first."""
     path = f"/feeds/models/{model}.atom" if model else "/feeds/sightings.atom"
     title = f"korgwatch: {model}" if model else "korgwatch: new sightings"
     feed = _feed(base_url, path, title, "serials seen in second-hand listings")
-    for appearance, listing, inst_model, serial, source in _appearances(session, model):
+    for appearance, listing, inst_model, serial, source in _appearances(session, model, since, until):
         kind = appearance.kind.replace("_", " ")
         summary = f"{inst_model} {serial} ({kind}) — {source}, {_price(listing)}. {_clean(listing.title, 300)}"
         _entry(

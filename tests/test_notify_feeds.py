@@ -103,3 +103,22 @@ def test_feed_command_writes_the_same_feed_to_a_file(engine: Engine, sqlite_url:
     )
     bad = CliRunner().invoke(app, ["feed", "MS-99", "--db", sqlite_url])
     assert bad.exit_code == 2 and "MS-99" in bad.output
+
+
+def test_export_format_atom_writes_the_sightings_feed_from_a_day_on(
+    engine: Engine, rules: Rules, sqlite_url: str
+) -> None:
+    with session_scope(engine) as session:
+        old = {
+            "source": "reverb",
+            "url": "https://reverb.example/9",
+            "title": "Korg MS-10 SN 138834",
+            "posted_at": "2020-05-01T10:00:00Z",
+        }
+        assert ingest_records(session, [old], rules).errors == []
+    everything = CliRunner().invoke(app, ["export", "--since", "2019-01-01", "--format", "atom", "--db", sqlite_url])
+    assert everything.exit_code == 0, everything.output
+    assert "MS-10 138834" in [e.title for e in feedparser.parse(everything.output.encode()).entries]
+    recent = CliRunner().invoke(app, ["export", "--since", "2021-01-01", "--format", "atom", "--db", sqlite_url])
+    feed = feedparser.parse(recent.output.encode())
+    assert not feed.bozo and sorted(e.title for e in feed.entries) == ["MS-20 144571", "PolySix 388831"]

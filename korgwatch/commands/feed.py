@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,17 @@ def feed(
     except OSError as exc:
         raise fail(f"error: {out}: cannot write: {exc.strerror or exc}", 2) from None
     typer.echo(f"wrote {out}", err=True)
+
+
+def write_sightings_feed(db: str | None, start: date, end: date | None) -> None:
+    """`korgwatch export --format atom`: the new-sightings feed of first sightings from `start` to `end`."""
+    from db.engine import read_scope
+    from review import feeds
+
+    base = (load_config(None).public_base_url or "http://127.0.0.1:8000").rstrip("/")
+    with store(db) as engine, read_scope(engine) as session:
+        body = feeds.sightings_feed(session, base, since=start, until=end)
+    typer.echo(body.decode("utf-8"), nl=False)
 
 
 def register(app: typer.Typer) -> None:

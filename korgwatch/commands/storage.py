@@ -46,6 +46,7 @@ class ExportFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    atom = "atom"  # the review server's new-sightings feed, for a static site (review/feeds.py)
 
 
 DbOption = Annotated[
@@ -440,6 +441,11 @@ def export(
     """
     start = _date(since, "--since")
     end = _date(until, "--until") if until else None
+    if fmt == ExportFormat.atom:
+        from korgwatch.commands.feed import write_sightings_feed
+
+        write_sightings_feed(db, start, end)
+        return
     rules = _rules(config) if fmt == ExportFormat.markdown else None
     with _engine(db) as engine, session_scope(engine) as session:
         rows = queries.new_serials(session, start, end)
