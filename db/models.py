@@ -364,3 +364,83 @@ class CrawlRunWorker(Base):
     last_at: Mapped[datetime]
 
     crawl_run: Mapped[CrawlRun] = relationship(back_populates="workers")
+
+
+# --- notifications and watchlists (issue 16, migration 0007_notify) -------------------------------------------
+NOTIFICATION_STATUSES = ("pending", "delivered")
+
+
+class NotifyEvent(Base):
+    """Something worth telling (a new sighting, a flag, a failed crawl…), recorded once by its stable key.
+
+    The key is made from the row it comes from ("new_sighting:appearance:42"), so collecting twice, or from two
+    processes, records it once; its messages per target are `Notification` rows.
+    """
+
+    __tablename__ = "notify_events"
+    __table_args__ = (Index("ix_notify_events_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    crawl_run_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """One message to one target, with its delivery state: the outbox the notifier sends from.
+
+    `pending` until a send succeeded and was recorded (`delivered`); a failed send sets `next_attempt_at` (backoff)
+    and `last_error` (secrets redacted). A sender holds `lease_owner`/`lease_until` while sending, so a second
+    notifier does not send the same message meanwhile; a lease of a dead process, or an expired one, is taken over.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("message_key", "target"),
+        CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="status"),
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notifications_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_key: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+
+
+class NotifyState(Base):
+    """Small facts the notifier keeps between runs: since when it collects, whether the backlog was told."""
+
+    __tablename__ = "notify_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Watch(Base):
+    """A watched model, serial or serial range (a stolen unit, a model the keeper collects).
+
+    `serial_low`/`serial_high` are '' for a watch on the whole model, equal for one serial, else a range.
+    """
+
+    __tablename__ = "watches"
+    __table_args__ = (UniqueConstraint("model", "serial_low", "serial_high"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    serial_low: Mapped[str] = mapped_column(String(32), default="")
+    serial_high: Mapped[str] = mapped_column(String(32), default="")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

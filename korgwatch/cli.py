@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from korgwatch import help_format
-from korgwatch.commands import analysis, crawling, distributed, reviewing, schedule, serve, storage
+from korgwatch.commands import (
+    analysis,
+    crawling,
+    distributed,
+    feed,
+    notify,
+    reviewing,
+    schedule,
+    serve,
+    storage,
+    watch,
+)
 
 help_format.install()
 
@@ -53,6 +64,9 @@ crawling.register(app)
 serve.register(app)
 schedule.register(app)
 distributed.register(app)
+notify.register(app)
+watch.register(app)
+feed.register(app)
 
 
 def main() -> None:

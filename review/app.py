@@ -95,6 +95,8 @@ class ReviewConfig:
     allowed_hosts: tuple[str, ...] | None = None  # Host headers accepted (DNS-rebinding guard on loopback)
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     throttle: AuthThrottle = field(default_factory=AuthThrottle)  # failed sign-ins per client
+    public_feeds: tuple[str, ...] = ()  # Atom feeds a reader gets without the token (notify.yaml: public_feeds)
+    public_base_url: str | None = None  # feeds' links: where the page is reachable (else the request's host)
 
 
 def is_loopback(host: str) -> bool:
@@ -126,6 +128,13 @@ def _basic_user(request: Request, token: str) -> str | None:
     return clean_user(user)
 
 
+def is_public_feed(path: str, public: tuple[str, ...]) -> bool:
+    """Whether `path` is an Atom feed the config lets a feed reader fetch without the token (never the queue)."""
+    if path == "/feeds/sightings.atom":
+        return "sightings" in public
+    return path.startswith("/feeds/models/") and path.endswith(".atom") and "models" in public
+
+
 class GuardMiddleware(BaseHTTPMiddleware):
     """Host check, auth, the CSRF cookie and security headers on every response."""
 
@@ -138,8 +147,9 @@ class GuardMiddleware(BaseHTTPMiddleware):
         response: Response
         host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]") if request.headers.get("host") else ""
         client = request.client.host if request.client else "unknown"
-        locked = config.throttle.locked_for(client) if config.token else 0.0
-        user = _basic_user(request, config.token) if config.token and not locked else config.reviewer
+        public = request.method == "GET" and is_public_feed(request.url.path, config.public_feeds)
+        locked = config.throttle.locked_for(client) if config.token and not public else 0.0
+        user = _basic_user(request, config.token) if config.token and not locked and not public else config.reviewer
         if config.allowed_hosts is not None and host not in config.allowed_hosts:
             response = PlainTextResponse("unknown host", status_code=400)
         elif locked:
@@ -593,6 +603,25 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", {"message": detail, "back": "/", "heading": heading}, status_code=status)
 
 
+def feeds_page(request: Request) -> Response:
+    """An Atom feed: new sightings, the open queue, or one model's appearances (review/feeds.py)."""
+    from review import feeds
+
+    config: ReviewConfig = request.app.state.config
+    base = config.public_base_url or str(request.base_url).rstrip("/")
+    with _read(request) as session:
+        if request.url.path == "/feeds/queue.atom":
+            body = feeds.queue_feed(session, base)
+        elif request.url.path == "/feeds/sightings.atom":
+            body = feeds.sightings_feed(session, base)
+        else:
+            name = request.path_params["name"]
+            if name not in config.rules.models:
+                raise HTTPException(404, f"no model {name!r}")
+            body = feeds.sightings_feed(session, base, model=name)
+    return Response(body, media_type="application/atom+xml")
+
+
 def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
     """The review app over `config.db_url` (upgraded to the newest schema first)."""
     engine = engine or make_engine(config.db_url)
@@ -610,6 +639,9 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
         Route("/flags/{flag_id:int}/reopen", reopen, methods=["POST"]),
         Route("/appearances/{appearance_id:int}/kind", mark_kind, methods=["POST"]),
         Route("/appearances/{appearance_id:int}/unit", mark_different_unit, methods=["POST"]),
+        Route("/feeds/sightings.atom", feeds_page, name="feed_sightings"),
+        Route("/feeds/queue.atom", feeds_page, name="feed_queue"),
+        Route("/feeds/models/{name:path}.atom", feeds_page, name="feed_model"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handler: Callable[[Request, Exception], Awaitable[Response]] = http_error

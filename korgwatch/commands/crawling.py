@@ -129,6 +129,9 @@ def demo(
     os.environ["EBAY_CLIENT_ID"] = DEMO_CLIENT_ID
     os.environ["EBAY_CLIENT_SECRET"] = DEMO_CLIENT_SECRET
     names = [s.name for s in load_sources().enabled()]
+    from korgwatch.notify.demo import DemoNotifications
+
+    notifications = DemoNotifications(db_url)  # a json:// target to a loopback recorder: shown at the end
     with serve(FixtureSite()) as site:
         console.print(f"Fixture site on {site.root}; the demo's own store {db_url} (--db and KORGWATCH_DB not used)")
         runs = run_crawls(
@@ -174,6 +177,7 @@ def demo(
         f"or here: korgwatch queue --db {db_url}",
         highlight=False,
     )
+    notifications.finish(console)
     if any(r.outcome not in ("ok", "skipped") for r in runs):
         raise typer.Exit(1)
 

@@ -407,6 +407,20 @@ def status(output: FormatOption = Format.table, config_path: ConfigOption = None
         )
     console.print(table)
     console.print(f"Review queue: {sum(flags.values())} open flags.", highlight=False)
+    _notification_health(store.url)
+
+
+def _notification_health(db_url: str) -> None:
+    """Targets with messages waiting or failing (issue 16); `korgwatch notify list --failing` has the detail."""
+    from db.engine import make_engine, read_scope
+    from korgwatch.notify.status import print_notification_health
+
+    engine = make_engine(db_url)
+    try:
+        with read_scope(engine) as session:
+            print_notification_health(session, console)
+    finally:
+        engine.dispose()
 
 
 def register(app: typer.Typer) -> None:

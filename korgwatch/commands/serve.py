@@ -73,6 +73,13 @@ def serve(
     except RulesError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    from korgwatch.notify.config import NotifyConfigError, load_notify
+
+    try:
+        notify = load_notify()  # which feeds are public, and the page's public address for their links
+    except NotifyConfigError as exc:
+        typer.echo("\n".join(f"error: {p}" for p in exc.problems), err=True)
+        raise typer.Exit(2) from None
     try:
         store = resolve_store(db)
         with open_store(store, "read"):
@@ -81,6 +88,8 @@ def serve(
         typer.echo(f"store: {exc}", err=True)
         raise typer.Exit(2) from None
     review_config = ReviewConfig(
+        public_feeds=notify.public_feeds,
+        public_base_url=notify.public_base_url,
         db_url=store.url,
         rules=rules,
         reviewer=reviewer or getpass.getuser(),

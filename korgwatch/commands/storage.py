@@ -40,6 +40,7 @@ class ExportFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    atom = "atom"  # the review server's new-sightings feed, for a static site (review/feeds.py)
 
 
 ConfigOption = Annotated[
@@ -460,6 +461,11 @@ def export(
     end = _date(until, "--until") if until else None
     if end is not None and end < start:
         raise _fail(f"--since {start} is after --until {end}: nothing could match", 2)
+    if fmt == ExportFormat.atom:
+        from korgwatch.commands.feed import write_sightings_feed
+
+        write_sightings_feed(db, start, end)
+        return
     rules = _rules(config) if fmt == ExportFormat.markdown else None
     with _read(db) as (engine, store), read_scope(engine) as session:
         rows = queries.new_serials(session, start, end)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
     EVENT_JOB_SUBMITTED,
@@ -29,6 +30,7 @@ from apscheduler.events import (
 from sqlalchemy import Engine
 
 from db.engine import make_engine
+from korgwatch.notify.background import BackgroundNotifier
 from korgwatch.scheduling import jobs, runner
 from korgwatch.scheduling.children import clean_stale_work_dirs
 from korgwatch.scheduling.config import ScheduleConfig, redact_url, redis_url_for
@@ -79,6 +81,7 @@ class SchedulerService:
         self.enqueuer: RunEnqueuer | None = None  # instead of `runner`, in distributed mode
         self.site: RunningSite | None = None  # the sample site, when `sample_sites` is on
         self._stopped = threading.Event()
+        self.notifier: BackgroundNotifier | None = None  # notify.yaml's targets: digests after each run
 
     def start(self) -> jobs.SyncReport:
         """Migrate, start the sample site if configured, apply schedule.yaml, and begin running jobs."""
@@ -103,6 +106,10 @@ class SchedulerService:
         self.scheduler = jobs.new_scheduler(self._engine, self.config, workers=max(4, len(self.config.jobs) + 1))
         self.scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR)
+        self.notifier = BackgroundNotifier.start_for(self.db_url)
+        if self.notifier is not None:
+            poke = self.notifier.poke
+            self.scheduler.add_listener(lambda _event: poke(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.start(paused=True)  # apply schedule.yaml before anything due can run
         report = jobs.sync_jobs(self.scheduler, self.config)
         logger.info("schedule applied from %s: %s", self.config.path, report.summary())
@@ -164,6 +171,8 @@ class SchedulerService:
         for active in (self.runner, self.enqueuer):
             if active is not None:
                 active.close()
+        if self.notifier is not None:
+            self.notifier.stop()  # a last pass: the digests of the runs that just finished
         if self._engine is not None:
             self._engine.dispose()
         self._stack.close()
