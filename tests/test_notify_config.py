@@ -69,7 +69,7 @@ def test_every_problem_is_named_with_file_and_line(tmp_path: Path) -> None:
         (":6:", "unknown event 'nonsense'"),
         (":7:", "no target named 'b'"),
         (":8:", "price_min: expected a number"),
-        (":9:", "digest: expected one of run, none"),
+        (":9:", "digest: expected one of run, interval, none"),
         (":10:", "review_backlog"),
         (":11:", "unknown setting 'colour'"),
     ]
@@ -91,12 +91,12 @@ def test_rules_filter_events_by_model_source_flag_and_price(tmp_path: Path) -> N
     )
     config = load_notify(path)
     sighting = {"kind": "new_sighting", "model": "MS-20", "source": "reverb", "price": "850.00"}
-    assert config.routes(sighting) == {"a": False}
+    assert config.routes(sighting) == {"a": "none"}
     assert config.routes({**sighting, "price": "950"}) == {}
     assert config.routes({**sighting, "price": None}) == {}
     assert config.routes({**sighting, "model": "MS-10"}) == {}
     assert config.routes({**sighting, "source": "ebay"}) == {}
-    assert config.routes({"kind": "flag_opened", "flag": "serial_outside_blocks"}) == {"a": True, "b": True}
+    assert config.routes({"kind": "flag_opened", "flag": "serial_outside_blocks"}) == {"a": "run", "b": "run"}
     assert config.routes({"kind": "flag_opened", "flag": "serial_wrong_length"}) == {}
     assert config.rules[0].price_max == Decimal("900")
 

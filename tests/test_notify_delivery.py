@@ -22,7 +22,7 @@ from db.migrate import upgrade_engine
 from db.models import CrawlRun, Notification
 from db.run_ledger import close_runs, open_run
 from korgwatch.cli import app
-from korgwatch.notify.config import NotifyConfig, load_notify
+from korgwatch.notify.config import NotifyConfig, NotifyConfigError, load_notify
 from korgwatch.notify.events import collect
 from korgwatch.notify.sender import notify_once, send_pending
 from pipeline.rules import Rules
@@ -284,3 +284,43 @@ def test_a_unit_sold_again_names_the_earlier_appearance_and_its_price(
     message = sink.messages[0]["message"]
     assert "https://ebay.example/item/2" in message
     assert "earlier: https://reverb.example/item/1 (2025-01-10, 700.00 EUR)" in message
+
+
+def test_an_interval_digest_goes_at_most_once_per_interval(
+    engine: Engine, rules: Rules, sink: Sink, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        f'targets:\n  - url: "{sink.url}"\nrules:\n  - events: [new_sighting, watch_hit]\n    digest: interval\n'
+        "    every: 1h\n",
+    )
+    t0 = datetime.now(UTC) - timedelta(hours=2)  # the passes' clock, in the past so their messages are due
+    with session_scope(engine) as session:
+        collect(session, config, now=t0)  # notifications start here
+    store(engine, rules, [listing(1, SERIALS[0]), listing(2, SERIALS[1])])
+    with session_scope(engine) as session:
+        assert collect(session, config, now=t0 + timedelta(seconds=1)).messages == 1  # the first at once
+    send_pending(engine, config)
+    store(engine, rules, [listing(3, SERIALS[2])])
+    with session_scope(engine) as session:
+        assert collect(session, config, now=t0 + timedelta(minutes=10)).messages == 0  # within the hour: waits
+    with session_scope(engine) as session:
+        assert collect(session, config, now=t0 + timedelta(minutes=61)).messages == 1
+    send_pending(engine, config)
+    first, second = (m["message"] for m in sink.messages)
+    assert SERIALS[0] in first and SERIALS[1] in first and SERIALS[2] not in first
+    assert SERIALS[2] in second and SERIALS[0] not in second
+    with session_scope(engine) as session:
+        assert collect(session, config, now=t0 + timedelta(hours=3)).messages == 0  # nothing new: nothing sent
+
+
+def test_an_interval_digest_needs_its_interval(tmp_path: Path) -> None:
+    path = tmp_path / "notify.yaml"
+    path.write_text('targets:\n  - url: "json://127.0.0.1:9/x"\nrules:\n  - events: [new_sighting]\n'
+                    "    digest: interval\n", encoding="utf-8")
+    with pytest.raises(NotifyConfigError, match=r"notify\.yaml:5.*needs `every:`"):
+        load_notify(path)
+    path.write_text('targets:\n  - url: "json://127.0.0.1:9/x"\nrules:\n  - events: [new_sighting]\n'
+                    "    digest: interval\n    every: soon\n", encoding="utf-8")
+    with pytest.raises(NotifyConfigError, match=r"every: expected a duration such as 30m, 1h or 1d"):
+        load_notify(path)

@@ -32,8 +32,10 @@ DIGEST_KINDS = ("new_sighting", "flag_opened", "duplicate_sale", "repost")  # wa
 TOP_KEYS = ("targets", "rules", "review_backlog", "public_base_url", "public_feeds", "retry")
 PUBLIC_FEEDS = ("sightings", "models")  # the review queue feed always needs the page's token off loopback
 TARGET_KEYS = ("name", "url")
-RULE_KEYS = ("events", "targets", "models", "sources", "flags", "price_min", "price_max", "digest")
-DIGEST_MODES = ("run", "none")
+RULE_KEYS = ("events", "targets", "models", "sources", "flags", "price_min", "price_max", "digest", "every")
+DIGEST_MODES = ("run", "interval", "none")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -100,6 +102,7 @@ class Rule:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     digest: str = "run"
+    every: float | None = None  # seconds between two digests of `digest: interval`
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether an event (kind, model, source, flag, price) passes this rule's filters."""
@@ -134,16 +137,33 @@ class NotifyConfig:
     def target(self, name: str) -> Target | None:
         return self.by_name.get(name)
 
-    def routes(self, event: Mapping[str, Any]) -> dict[str, bool]:
-        """Target name -> whether the event goes in that target's run digest (False: a message of its own)."""
-        chosen: dict[str, bool] = {}
+    def routes(self, event: Mapping[str, Any]) -> dict[str, str]:
+        """Target name -> how the event reaches it: "run" (in its run's digest), "interval" (in the target's
+        digest every `every`) or "none" (a message of its own, which wins when rules disagree)."""
+        chosen: dict[str, str] = {}
         for rule in self.rules:
             if not rule.matches(event):
                 continue
-            digest = rule.digest == "run" and event["kind"] in DIGEST_KINDS
+            mode = rule.digest if event["kind"] in DIGEST_KINDS else "none"
             for name in rule.targets or tuple(self.by_name):
-                chosen[name] = chosen.get(name, True) and digest
+                chosen[name] = mode if chosen.get(name, mode) == mode else "none"
         return chosen
+
+    def interval(self, target: str) -> float | None:
+        """The shortest `every` of the interval-digest rules that reach `target`, in seconds."""
+        spans = [r.every for r in self.rules if r.digest == "interval" and r.every
+                 and (not r.targets or target in r.targets)]
+        return min(spans) if spans else None
+
+
+def _duration(value: Any) -> float:
+    """`every:` as seconds: a number of seconds, or "30m", "1h", "1d"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    found = _DURATION.match(str(value))
+    if not found or int(found[1]) == 0:
+        raise ValueError(f"expected a duration such as 30m, 1h or 1d, got {value!r}")
+    return float(int(found[1]) * _SECONDS[found[2]])
 
 
 def notify_config_path() -> Path:
@@ -293,6 +313,8 @@ def load_notify(path: Path | None = None) -> NotifyConfig:
                     if value not in DIGEST_MODES:
                         raise ValueError(f"expected one of {', '.join(DIGEST_MODES)}, got {value!r}")
                     values[key] = value
+                elif key == "every":
+                    values[key] = _duration(value)
                 else:
                     values[key] = _names(value)
             except ValueError as exc:
@@ -309,6 +331,9 @@ def load_notify(path: Path | None = None) -> NotifyConfig:
         missing = [t for t in values.get("targets", ()) if t not in by_name]
         if missing:
             problems.append(f"{at(entry, 'targets')}: {here}: no target named {missing[0]!r}")
+        if values.get("digest") == "interval" and not values.get("every"):
+            problems.append(f"{at(entry, 'digest')}: {here}: `digest: interval` needs `every:` (e.g. 1h, 30m, 1d)")
+            continue
         rules.append(Rule(**values))
 
     backlog = raw.get("review_backlog")

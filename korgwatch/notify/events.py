@@ -244,10 +244,12 @@ def collect(session: Session, config: NotifyConfig, now: datetime | None = None)
             run = None  # its run's digest went already (a sighting counted after review): in this pass's digest
         event = outbox.record_event(session, key, kind, details, now, crawl_run_id=run)
         events += 1
-        for target, digest in config.routes({"kind": kind, **details}).items():
-            if digest and run is not None:
+        for target, mode in config.routes({"kind": kind, **details}).items():
+            if mode == "interval":
+                continue  # goes in the target's next interval digest (`_interval_digests`)
+            if mode == "run" and run is not None:
                 continue  # goes in the run's digest when the run is closed
-            if digest:
+            if mode == "run":
                 loose[target].append(event)
                 continue
             outbox.enqueue(session, key, target, kind, _title(kind, details), details["line"], now)
@@ -257,6 +259,7 @@ def collect(session: Session, config: NotifyConfig, now: datetime | None = None)
         outbox.enqueue(session, key, target, "digest", *_digest(batch, "korgwatch: new listings"), now)
         messages += 1
     messages += _run_digests(session, config, since, now)
+    messages += _interval_digests(session, config, now)
     return Collected(events, messages)
 
 
@@ -313,12 +316,38 @@ def _run_digests(session: Session, config: NotifyConfig, since: datetime, now: d
             continue
         per_target: dict[str, list[NotifyEvent]] = defaultdict(list)
         for event in outbox.events_of_run(session, run_id):
-            for target, digest in config.routes({"kind": event.kind, **event.details}).items():
-                if digest:
+            for target, mode in config.routes({"kind": event.kind, **event.details}).items():
+                if mode == "run":
                     per_target[target].append(event)
         outbox.record_event(session, key, "digest", {"source": source, "outcome": outcome}, now, crawl_run_id=run_id)
         for target, batch in per_target.items():
             title, body = _digest(batch, f"korgwatch: {source} run {run_id} ({outcome})")
             outbox.enqueue(session, key, target, "digest", title, body, now)
             messages += 1
+    return messages
+
+
+def _interval_digests(session: Session, config: NotifyConfig, now: datetime) -> int:
+    """One message per target with `digest: interval`, listing the events routed to it since its last one,
+    at most once every `every` (the first as soon as there is something to tell)."""
+    messages = 0
+    for target in config.by_name:
+        every = config.interval(target)
+        if every is None:
+            continue
+        sent_text = outbox.get_state(session, f"interval:{target}:sent")
+        if sent_text is not None and now - datetime.fromisoformat(sent_text) < timedelta(seconds=every):
+            continue
+        through = int(outbox.get_state(session, f"interval:{target}:through") or 0)
+        pending = list(session.scalars(select(NotifyEvent).where(NotifyEvent.id > through).order_by(NotifyEvent.id)))
+        if not pending:
+            continue
+        batch = [e for e in pending if config.routes({"kind": e.kind, **e.details}).get(target) == "interval"]
+        outbox.set_state(session, f"interval:{target}:through", str(pending[-1].id))
+        if not batch:
+            continue
+        key = f"digest:interval:{target}:{batch[0].id}-{batch[-1].id}"
+        outbox.enqueue(session, key, target, "digest", *_digest(batch, "korgwatch: new listings"), now)
+        outbox.set_state(session, f"interval:{target}:sent", now.isoformat())
+        messages += 1
     return messages
