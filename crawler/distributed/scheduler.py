@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import deque
+from contextlib import suppress
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -30,6 +32,7 @@ class ResilientRedisScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         self.backlog: deque[Request] = deque()
         self.down_since: float | None = None
+        self.pop_token: str | None = None  # a pop whose answer was lost to an outage: it may hold a request
 
     # -- Redis health ------------------------------------------------------------------------------------
     def _down(self, exc: RedisError) -> None:
@@ -69,6 +72,21 @@ class ResilientRedisScheduler(Scheduler):
             drained += 1
         return drained
 
+    def _pop(self) -> Request | None:
+        """The next request; first the one a pop took from the queue if its answer was lost to an outage."""
+        if self.pop_token is not None:
+            recovered = self.queue.take_popped(self.pop_token)
+            self.pop_token = None
+            if recovered is not None:
+                return recovered
+        self.pop_token = uuid.uuid4().hex
+        request = self.queue.pop(self.idle_before_close, token=self.pop_token)
+        token, self.pop_token = self.pop_token, None
+        if request is not None:
+            with suppress(RedisError):  # the kept copy expires by itself
+                self.queue.server.delete(self.queue.popped_key(token))
+        return request
+
     # -- the scheduler interface -------------------------------------------------------------------------
     def enqueue_request(self, request: Request) -> bool:
         try:
@@ -84,7 +102,7 @@ class ResilientRedisScheduler(Scheduler):
     def next_request(self) -> Request | None:
         try:
             drained = self._drain_backlog()
-            request = self.queue.pop(self.idle_before_close)
+            request = self._pop()
         except RedisError as exc:
             self._down(exc)
             return None
