@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fixtures.storage.helpers import refuse_poison
 from scrapy.utils.test import get_crawler
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from crawler.deadletter import REPLAYED_SUFFIX, write_dead_letters
 from crawler.pages.records import ListingRecord
@@ -20,28 +21,6 @@ from db.models import Listing
 
 pytest_plugins = ["fixtures.storage.builders"]
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _refuse_poison(engine: Engine) -> None:
-    with session_scope(engine) as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.execute(
-                text(
-                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON listings WHEN NEW.title LIKE '%POISON%' "
-                    "BEGIN SELECT RAISE(ABORT, 'poisoned listing'); END"
-                )
-            )
-            return
-        session.execute(
-            text(
-                "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-                "IF NEW.title LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned listing'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-        )
-        session.execute(
-            text("CREATE TRIGGER refuse_poison BEFORE INSERT ON listings FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
-        )
 
 
 def _titles(engine: Engine) -> set[str]:
@@ -74,7 +53,7 @@ def _pipeline(engine: Engine, db_url: str, dead: Path) -> IngestPipeline:
 def test_the_crawl_sends_only_the_refused_listing_to_the_dead_letters(
     engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
-    _refuse_poison(engine)
+    refuse_poison(engine)
     dead = tmp_path / "dead"
     pipeline = _pipeline(engine, db_url, dead)
     try:
@@ -100,7 +79,7 @@ def test_replay_stores_the_good_letters_and_keeps_only_the_refused(
     path = write_dead_letters(dead, page, "database error: PostgreSQL text fields cannot contain NUL", 1)
     with path.open("a", encoding="utf-8") as out:
         out.write("not a dead letter\n")
-    _refuse_poison(engine)
+    refuse_poison(engine)
     result = subprocess.run(
         [sys.executable, "-m", "korgwatch.cli", "dead-letter", "replay", "--dir", str(dead), "--db", db_url],
         capture_output=True,

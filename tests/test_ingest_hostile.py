@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fixtures.storage.helpers import NOW, RecordFactory
+from fixtures.storage.helpers import NOW, RecordFactory, refuse_poison
 from sqlalchemy import Engine, select, text
 
 from db.engine import session_scope
@@ -150,28 +150,7 @@ def test_a_record_the_database_refuses_is_isolated_from_its_batch(
     engine: Engine, rules: Rules, make_record: RecordFactory
 ) -> None:
     """A trigger in the real database refuses one title (as a backend refuses what no check foresaw)."""
-    with session_scope(engine) as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.execute(
-                text(
-                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON listings WHEN NEW.title LIKE '%POISON%' "
-                    "BEGIN SELECT RAISE(ABORT, 'poisoned listing'); END"
-                )
-            )
-        else:
-            session.execute(
-                text(
-                    "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-                    "IF NEW.title LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned listing'; END IF; "
-                    "RETURN NEW; END $$ LANGUAGE plpgsql"
-                )
-            )
-            session.execute(
-                text(
-                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON listings "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
-                )
-            )
+    refuse_poison(engine)
     records = [make_record(title=f"Korg MS-10 s/n {134400 + i}") for i in range(20)]
     records[6]["title"] = "Korg MS-20 POISON"
     records[13]["title"] = "POISON again"
