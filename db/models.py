@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -35,6 +36,7 @@ APPEARANCE_KINDS = ("new", "duplicate_sale", "repost")
 APPEARANCE_STATUSES = ("counted", "pending", "dismissed")
 FLAG_STATUSES = ("open", "confirmed", "corrected", "dismissed")
 CRAWL_OUTCOMES = ("ok", "degraded", "failed", "timed_out", "interrupted")
+PHOTO_STATUSES = ("kept", "refused", "failed")
 
 # Stable constraint names so Alembic migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -444,3 +446,66 @@ class Watch(Base):
     serial_high: Mapped[str] = mapped_column(String(32), default="")
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class Photo(Base):
+    """One kept image file, content-addressed: stored once under its sha256 however many listings show it.
+
+    The file and its thumbnail live under the data directory (`photos/<sha[:2]>/<sha>`), never at a path a
+    listing chose. `phash`/`dhash` are imagehash's 64-bit perceptual hashes, stored as signed integers (the
+    unsigned value minus 2**63 when its top bit is set) so both backends keep them in a BIGINT.
+    """
+
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    phash: Mapped[int] = mapped_column(BigInteger)
+    dhash: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class ListingPhoto(Base):
+    """A listing's photo at one position: where it came from and what the crawl did with it.
+
+    `status` is `kept` (then `photo_id` names the file), `refused` (it broke a limit: size, type, pixels) or
+    `failed` (the fetch itself failed), with `reason` saying which; the listing is stored either way.
+    """
+
+    __tablename__ = "listing_photos"
+    __table_args__ = (
+        UniqueConstraint("listing_id", "position"),
+        CheckConstraint(_in("status", PHOTO_STATUSES), name="status"),
+        Index("ix_listing_photos_photo_id", "photo_id"),
+        Index("ix_listing_photos_source_url", "source_url"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    source_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id"))
+    fetched_at: Mapped[datetime]
+
+    photo: Mapped[Photo | None] = relationship()
+
+
+class PhotoHashBand(Base):
+    """One 16-bit quarter of a photo's pHash: the index that finds near-duplicates without scanning them all.
+
+    Two 64-bit hashes within Hamming distance 3 agree exactly on at least one of their four bands (pigeonhole),
+    so a look-up reads four index ranges and checks the full distance only on what they return.
+    """
+
+    __tablename__ = "photo_hash_bands"
+    __table_args__ = (Index("ix_photo_hash_bands_photo_id", "photo_id"),)
+
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)

@@ -1,0 +1,60 @@
+"""Perceptual fingerprints of listing photos, so a photo re-uploaded by a marketplace still matches itself.
+
+Marketplaces re-encode, resize and recompress every upload and give it a new URL, so neither the URL nor the
+file's sha256 survives a repost. Two of imagehash's 64-bit hashes do:
+- pHash (DCT of a 32x32 greyscale image, low frequencies against their median): robust to re-encoding,
+  resizing, gamma and light crops; the main test of "the same photo".
+- dHash (signs of horizontal gradients on a 9x8 image): cheap and independent of pHash's transform, so a pair
+  must agree on both to count as a match, which keeps two different photos of the same model apart.
+Hashes are stored as signed 64-bit integers (BIGINT on both backends); `bands` splits a pHash into the four
+16-bit quarters that `photo_hash_bands` indexes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import imagehash
+from PIL import Image
+
+BITS = 64
+BANDS = 4
+BAND_BITS = BITS // BANDS
+_TOP = 1 << (BITS - 1)
+_MASK = (1 << BITS) - 1
+
+
+class Fingerprint(NamedTuple):
+    """A photo's two perceptual hashes, as the signed integers the database keeps."""
+
+    phash: int
+    dhash: int
+
+
+def _as_int(value: imagehash.ImageHash) -> int:
+    return int(str(value), 16)  # imagehash's hex form: the 64 bits row by row, first bit highest
+
+
+def to_signed(unsigned: int) -> int:
+    """A 64-bit unsigned hash as the signed integer a BIGINT column holds."""
+    return unsigned - (1 << BITS) if unsigned & _TOP else unsigned
+
+
+def to_unsigned(signed: int) -> int:
+    return signed & _MASK
+
+
+def fingerprint(image: Image.Image) -> Fingerprint:
+    """pHash and dHash of an opened image (any mode; the first frame of an animation)."""
+    return Fingerprint(to_signed(_as_int(imagehash.phash(image))), to_signed(_as_int(imagehash.dhash(image))))
+
+
+def distance(a: int, b: int) -> int:
+    """Hamming distance between two stored (signed) 64-bit hashes."""
+    return (to_unsigned(a) ^ to_unsigned(b)).bit_count()
+
+
+def bands(signed: int) -> list[tuple[int, int]]:
+    """(band number, 16-bit value) of a stored hash, for the near-duplicate index."""
+    unsigned = to_unsigned(signed)
+    return [(band, (unsigned >> (band * BAND_BITS)) & ((1 << BAND_BITS) - 1)) for band in range(BANDS)]
