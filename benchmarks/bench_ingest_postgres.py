@@ -1,10 +1,10 @@
 """Ingest rate as PostgreSQL grows: N generated listings through `ingest_records` into a fresh PostgreSQL database,
-measured slice by slice, beside raw psycopg `executemany` of the same listing rows into a plain table in the same
-database and the same run.
+measured slice by slice, beside raw psycopg `executemany` and `COPY` of the same listing rows into plain tables in
+the same database and the same run (interleaved: the order of the three turns with every slice).
 
 After every slice of --step listings one row: listings in the store, the slice's korgwatch rate (storage layer:
-the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw rate for the same
-rows, the time of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
+the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw executemany rate
+and the COPY rate for the same rows, korgwatch's rate over executemany's (issue 14's target: >= 0.33), the time of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
 of appearances it returned, and the access method EXPLAIN shows per table for that look-up (Index / Bitmap =
 served by an index, Seq = a full scan). The listings come from bench_ingest.generate (one seed per slice,
 ids continuing across slices), so serials repeat and appearances are classified new / duplicate_sale; since its
@@ -16,10 +16,10 @@ Planner statistics: a server with autovacuum off never analyses the growing tabl
 an empty store. Then, unless --no-analyze, the store's tables are ANALYZEd after each slice, outside the clock,
 standing in for the autovacuum daemon a default server runs; --no-analyze measures the server as configured.
 
-The database (its name must start with kw_bench_) is dropped and created fresh, and dropped at the end unless
---keep. Run (about 10 to 25 minutes for the default million on a small machine):
+The database (its name must start with kw_bench_ or bench_) is dropped and created fresh, and dropped at the end
+unless --keep. Run (about 10 to 25 minutes for the default million on a small machine):
     .venv/bin/python benchmarks/bench_ingest_postgres.py [--n 1000000] [--step 100000] [--batch 200]
-        [--db postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale] [--keep] [--no-analyze]
+        [--db postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest] [--keep] [--no-analyze]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,8 +48,10 @@ from db.migrate import upgrade
 from korgwatch.paths import config_dir
 from pipeline.rules import Rules, load_rules
 
-DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale"
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest"
+SCRATCH_PREFIXES = ("kw_bench_", "bench_")
 RAW_TABLE = "bench_raw_listings"
+COPY_TABLE = "bench_copy_listings"
 SEED = 1977
 LOOKUP_REPEATS = 5
 REPOST_SHARE = 0.03
@@ -90,10 +93,10 @@ def add_reposts(records: list[dict[str, Any]], seed: int) -> None:
                 records[j][name] = original[name]
 
 
-def create_raw_table(conn: psycopg.Connection[Any]) -> None:
+def create_raw_table(conn: psycopg.Connection[Any], name: str = RAW_TABLE) -> None:
     """A plain table with the listings columns in korgwatch's PostgreSQL types, its key and unique key only."""
     conn.execute(
-        f"CREATE TABLE {RAW_TABLE} (id SERIAL PRIMARY KEY, source TEXT, external_id VARCHAR(255), url TEXT,"
+        f"CREATE TABLE {name} (id SERIAL PRIMARY KEY, source TEXT, external_id VARCHAR(255), url TEXT,"
         " title TEXT, body TEXT, seller VARCHAR(255), price NUMERIC(14, 2), currency VARCHAR(8),"
         " posted_at TIMESTAMPTZ, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, images JSON,"
         " content_hash VARCHAR(64), extra JSON, UNIQUE (source, external_id))"
@@ -109,6 +112,20 @@ def ingest_raw(conn: psycopg.Connection[Any], records: list[dict[str, Any]], bat
     with conn.cursor() as cursor:
         for i in range(0, len(records), batch):
             cursor.executemany(insert, [listing_row(r, now) for r in records[i : i + batch]])
+            conn.commit()
+    return time.perf_counter() - started
+
+
+def ingest_copy(conn: psycopg.Connection[Any], records: list[dict[str, Any]], batch: int) -> float:
+    """The same listing rows by COPY FROM STDIN, one transaction per batch; seconds taken."""
+    copy = f"COPY {COPY_TABLE} ({LISTING_COLUMNS}) FROM STDIN"
+    started = time.perf_counter()
+    now = datetime.now(UTC).isoformat()
+    with conn.cursor() as cursor:
+        for i in range(0, len(records), batch):
+            with cursor.copy(copy) as stream:
+                for r in records[i : i + batch]:
+                    stream.write_row(listing_row(r, now))
             conn.commit()
     return time.perf_counter() - started
 
@@ -190,8 +207,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     url = make_url(normalise_url(args.db))
-    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith("kw_bench_"):
-        parser.error("--db must be a PostgreSQL URL naming a database kw_bench_* (it is dropped and re-created)")
+    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith(SCRATCH_PREFIXES):
+        parser.error("--db must be a PostgreSQL URL naming a database bench_* (it is dropped and re-created)")
 
     rules = load_rules(config_dir())
     recreate_database(url)
@@ -200,12 +217,14 @@ def main() -> None:
     try:
         upgrade(url.render_as_string(hide_password=False))
         create_raw_table(raw)
+        create_raw_table(raw, COPY_TABLE)
         server = raw.execute("SHOW server_version").fetchone()
         raw.commit()
         print(f"PostgreSQL {server[0] if server else '?'} at {url.render_as_string(hide_password=True)}")
         print(f"{args.n:,} listings in slices of {args.step:,}, {args.batch:,} records per transaction;")
         print("korgwatch = ingest_records with analyses cached (storage layer), raw = psycopg executemany of the")
-        print(f"same listing rows into a plain table; history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
+        print("same listing rows into a plain table, COPY = the same rows by COPY FROM STDIN into another; ratio =")
+        print(f"korgwatch / raw (target >= 0.33). The three run interleaved, their order turning per slice. history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
         print(f"plan: access method per table ({', '.join(PLAN_TABLES)}); sources has 4 rows.")
         analyze = not args.no_analyze and not autovacuum_on(raw)
         if analyze:
@@ -214,7 +233,8 @@ def main() -> None:
             print(f"autovacuum {'on' if autovacuum_on(raw) else 'off'}; no ANALYZE by the benchmark.")
         print()
         header = (
-            f"{'listings':>10} {'korgwatch/s':>12} {'raw/s':>10} {'ratio':>6} {'history ms':>11} {'apps':>5}"
+            f"{'listings':>10} {'korgwatch/s':>12} {'raw/s':>10} {'COPY/s':>10} {'ratio':>6} {'history ms':>11}"
+            f" {'apps':>5}"
             f" {'db MB':>7}  plan"
         )
         print(header)
@@ -222,34 +242,49 @@ def main() -> None:
         total = IngestSummary()
         serial = ""
         done = slice_number = 0
-        spent_korgwatch = spent_raw = 0.0
+        spent_korgwatch = spent_raw = spent_copy = 0.0
+        first_rate = last_rate = 0.0
         while done < args.n:
             size = min(args.step, args.n - done)
             records = generate(size, seed=SEED + slice_number, first=done)
             add_reposts(records, SEED + slice_number)
             cached = precomputed(records, rules)
             serial = serial or busiest_serial(records, rules, cached)
-            raw_s = ingest_raw(raw, records, args.batch)
-            korgwatch_s = ingest_korgwatch(engine, records, args.batch, rules, cached, total)
+            measures: dict[str, Callable[[], float]] = {
+                "raw": lambda: ingest_raw(raw, records, args.batch),
+                "copy": lambda: ingest_copy(raw, records, args.batch),
+                "korgwatch": lambda: ingest_korgwatch(engine, records, args.batch, rules, cached, total),
+            }
+            order = list(measures)
+            order = order[slice_number % 3 :] + order[: slice_number % 3]  # A B C, B C A, C A B, ...
+            seconds = {name: measures[name]() for name in order}
+            raw_s, copy_s, korgwatch_s = seconds["raw"], seconds["copy"], seconds["korgwatch"]
             if analyze:
                 analyze_store(raw)
             done += size
             slice_number += 1
             spent_korgwatch += korgwatch_s
             spent_raw += raw_s
+            spent_copy += copy_s
+            last_rate = size / korgwatch_s
+            first_rate = first_rate or last_rate
             lookup_ms, appearances = time_history(engine, serial)
             plan = history_plan(engine, serial)
             methods = "/".join(plan.get(table, "-") for table in PLAN_TABLES)
             print(
-                f"{done:>10,} {size / korgwatch_s:>12,.0f} {size / raw_s:>10,.0f} {raw_s / korgwatch_s:>6.2f}"
+                f"{done:>10,} {size / korgwatch_s:>12,.0f} {size / raw_s:>10,.0f} {size / copy_s:>10,.0f}"
+                f" {raw_s / korgwatch_s:>6.2f}"
                 f" {lookup_ms:>11.2f} {appearances:>5} {database_mb(raw):>7,.0f}  {methods}",
                 flush=True,
             )
             del records, cached
         print(
             f"\nall {done:,}: korgwatch {done / spent_korgwatch:,.0f} listings/s ({spent_korgwatch:.0f} s),"
-            f" raw {done / spent_raw:,.0f} listings/s ({spent_raw:.0f} s), ratio {spent_raw / spent_korgwatch:.2f}"
+            f" raw {done / spent_raw:,.0f} listings/s ({spent_raw:.0f} s), COPY {done / spent_copy:,.0f} listings/s"
+            f" ({spent_copy:.0f} s); korgwatch / raw {spent_raw / spent_korgwatch:.2f} (target >= 0.33),"
+            f" raw / COPY {spent_copy / spent_raw:.2f}"
         )
+        print(f"last slice / first slice: korgwatch {last_rate / first_rate:.2f} (target >= 0.8)")
         print(f"history serial: {serial}")
         print(
             f"classified: {total.listings_new:,} listings new, {total.instruments_new:,} instruments new,"
