@@ -367,7 +367,10 @@ def growth(total: int, step: int, batch: int, rules: Rules, folder: Path) -> Non
         store.close()
         raw.close()
     (first, first_raw), (last, last_raw) = rates[0], rates[-1]
-    print(f"last slice / first slice: korgwatch {last / first:.2f} (target >= 0.8), raw 4-table {last_raw / first_raw:.2f}")
+    print(
+        f"last slice / first slice: korgwatch {last / first:.2f} (target >= 0.8),"
+        f" raw 4-table {last_raw / first_raw:.2f}"
+    )
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ the same database and the same run (interleaved: the order of the three turns wi
 
 After every slice of --step listings one row: listings in the store, the slice's korgwatch rate (storage layer:
 the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw executemany rate
-and the COPY rate for the same rows, korgwatch's rate over executemany's (issue 14's target: >= 0.33), the time of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
+and the COPY rate for the same rows, korgwatch's rate over executemany's (issue 14's target: >= 0.33), the time
+of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
 of appearances it returned, and the access method EXPLAIN shows per table for that look-up (Index / Bitmap =
 served by an index, Seq = a full scan). The listings come from bench_ingest.generate (one seed per slice,
 ids continuing across slices), so serials repeat and appearances are classified new / duplicate_sale; since its
@@ -224,7 +225,8 @@ def main() -> None:
         print(f"{args.n:,} listings in slices of {args.step:,}, {args.batch:,} records per transaction;")
         print("korgwatch = ingest_records with analyses cached (storage layer), raw = psycopg executemany of the")
         print("same listing rows into a plain table, COPY = the same rows by COPY FROM STDIN into another; ratio =")
-        print(f"korgwatch / raw (target >= 0.33). The three run interleaved, their order turning per slice. history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
+        print("korgwatch / raw (target >= 0.33). The three run interleaved, their order turning per slice.")
+        print(f"history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
         print(f"plan: access method per table ({', '.join(PLAN_TABLES)}); sources has 4 rows.")
         analyze = not args.no_analyze and not autovacuum_on(raw)
         if analyze:
@@ -250,14 +252,14 @@ def main() -> None:
             add_reposts(records, SEED + slice_number)
             cached = precomputed(records, rules)
             serial = serial or busiest_serial(records, rules, cached)
-            measures: dict[str, Callable[[], float]] = {
-                "raw": lambda: ingest_raw(raw, records, args.batch),
-                "copy": lambda: ingest_copy(raw, records, args.batch),
-                "korgwatch": lambda: ingest_korgwatch(engine, records, args.batch, rules, cached, total),
+            measures: dict[str, Callable[[list[dict[str, Any]], Analyser], float]] = {
+                "raw": lambda rows, _: ingest_raw(raw, rows, args.batch),
+                "copy": lambda rows, _: ingest_copy(raw, rows, args.batch),
+                "korgwatch": lambda rows, analyser: ingest_korgwatch(engine, rows, args.batch, rules, analyser, total),
             }
             order = list(measures)
             order = order[slice_number % 3 :] + order[: slice_number % 3]  # A B C, B C A, C A B, ...
-            seconds = {name: measures[name]() for name in order}
+            seconds = {name: measures[name](records, cached) for name in order}
             raw_s, copy_s, korgwatch_s = seconds["raw"], seconds["copy"], seconds["korgwatch"]
             if analyze:
                 analyze_store(raw)

@@ -450,9 +450,8 @@ def latest_sightings_statement(session: Session, instrument_ids: Sequence[int]) 
         .scalar_subquery()
     )
     wanted = select(latest_id).where(one_of(session, Instrument.id, instrument_ids))
-    return (
-        select(*_SIGHTING_COLUMNS).join(Listing, Listing.id == Appearance.listing_id).where(Appearance.id.in_(wanted))
-    )
+    columns: tuple[Any, ...] = _SIGHTING_COLUMNS
+    return select(*columns).join(Listing, Listing.id == Appearance.listing_id).where(Appearance.id.in_(wanted))
 
 
 def register_urls(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
