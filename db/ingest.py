@@ -556,24 +556,28 @@ def ingest_stored(
         return summary
     source_ids = ensure_sources(session, (source for source, _ in latest))
 
+    # One look-up for every source of the batch (the same external id may exist under other sources too:
+    # those rows are left out here), through the (source_id, external_id) unique index.
     existing: dict[tuple[int, str], Any] = {}
-    by_source: dict[int, list[str]] = defaultdict(list)
-    for source, external_id in latest:
-        by_source[source_ids[source]].append(external_id)
-    for source_id, external_ids in by_source.items():
-        for chunk in _chunks(external_ids):
-            for found in session.execute(
-                select(
-                    Listing.id,
-                    Listing.external_id,
-                    Listing.content_hash,
-                    Listing.record_hash,
-                    Listing.title,
-                    Listing.body,
-                    Listing.first_seen,
-                ).where(Listing.source_id == source_id, one_of(session, Listing.external_id, chunk))
-            ):
-                existing[(source_id, found.external_id)] = found
+    wanted = {(source_ids[source], external_id) for source, external_id in latest}
+    for chunk in _chunks(sorted({external_id for _, external_id in latest})):
+        for found in session.execute(
+            select(
+                Listing.id,
+                Listing.source_id,
+                Listing.external_id,
+                Listing.content_hash,
+                Listing.record_hash,
+                Listing.title,
+                Listing.body,
+                Listing.first_seen,
+            ).where(
+                one_of(session, Listing.source_id, sorted(set(source_ids.values()))),
+                one_of(session, Listing.external_id, chunk),
+            )
+        ):
+            if (found.source_id, found.external_id) in wanted:
+                existing[(found.source_id, found.external_id)] = found
 
     new_rows: list[dict[str, Any]] = []
     new_records: list[tuple[str, StoredRecord]] = []
