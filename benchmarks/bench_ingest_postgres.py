@@ -1,10 +1,12 @@
 """Ingest rate as PostgreSQL grows: N generated listings through `ingest_records` into a fresh PostgreSQL database,
-measured slice by slice, beside raw psycopg `executemany` of the same listing rows into a plain table in the same
-database and the same run.
+measured slice by slice, beside raw psycopg `executemany` and `COPY` of the same listing rows into plain tables in
+the same database, and raw `executemany` of every row korgwatch writes (4 tables) into a second database with
+korgwatch's schema, in the same run (interleaved: the order of the four turns with every slice).
 
 After every slice of --step listings one row: listings in the store, the slice's korgwatch rate (storage layer:
-the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw rate for the same
-rows, the time of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
+the analyses are computed before the clock starts, as in benchmarks/bench_ingest.py), the raw executemany rate
+and the COPY rate for the same rows, korgwatch's rate over executemany's (issue 14's target: >= 0.33), the time
+of a `korgwatch history` look-up (`db.queries.history`) of one often-seen serial with the number
 of appearances it returned, and the access method EXPLAIN shows per table for that look-up (Index / Bitmap =
 served by an index, Seq = a full scan). The listings come from bench_ingest.generate (one seed per slice,
 ids continuing across slices), so serials repeat and appearances are classified new / duplicate_sale; since its
@@ -16,25 +18,27 @@ Planner statistics: a server with autovacuum off never analyses the growing tabl
 an empty store. Then, unless --no-analyze, the store's tables are ANALYZEd after each slice, outside the clock,
 standing in for the autovacuum daemon a default server runs; --no-analyze measures the server as configured.
 
-The database (its name must start with kw_bench_) is dropped and created fresh, and dropped at the end unless
---keep. Run (about 10 to 25 minutes for the default million on a small machine):
+The database (its name must start with kw_bench_ or bench_) is dropped and created fresh, and dropped at the end
+unless --keep. Run (about 10 to 25 minutes for the default million on a small machine):
     .venv/bin/python benchmarks/bench_ingest_postgres.py [--n 1000000] [--step 100000] [--batch 200]
-        [--db postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale] [--keep] [--no-analyze]
+        [--db postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest] [--keep] [--no-analyze]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from bench_ingest import LISTING_COLUMNS, generate, listing_row, precomputed
+from bench_ingest import LISTING_COLUMNS, SOURCES, generate, listing_row, precomputed
 from psycopg import sql
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
@@ -47,8 +51,10 @@ from db.migrate import upgrade
 from korgwatch.paths import config_dir
 from pipeline.rules import Rules, load_rules
 
-DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/kw_bench_scale"
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest"
+SCRATCH_PREFIXES = ("kw_bench_", "bench_")
 RAW_TABLE = "bench_raw_listings"
+COPY_TABLE = "bench_copy_listings"
 SEED = 1977
 LOOKUP_REPEATS = 5
 REPOST_SHARE = 0.03
@@ -90,10 +96,10 @@ def add_reposts(records: list[dict[str, Any]], seed: int) -> None:
                 records[j][name] = original[name]
 
 
-def create_raw_table(conn: psycopg.Connection[Any]) -> None:
+def create_raw_table(conn: psycopg.Connection[Any], name: str = RAW_TABLE) -> None:
     """A plain table with the listings columns in korgwatch's PostgreSQL types, its key and unique key only."""
     conn.execute(
-        f"CREATE TABLE {RAW_TABLE} (id SERIAL PRIMARY KEY, source TEXT, external_id VARCHAR(255), url TEXT,"
+        f"CREATE TABLE {name} (id SERIAL PRIMARY KEY, source TEXT, external_id VARCHAR(255), url TEXT,"
         " title TEXT, body TEXT, seller VARCHAR(255), price NUMERIC(14, 2), currency VARCHAR(8),"
         " posted_at TIMESTAMPTZ, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, images JSON,"
         " content_hash VARCHAR(64), extra JSON, UNIQUE (source, external_id))"
@@ -111,6 +117,94 @@ def ingest_raw(conn: psycopg.Connection[Any], records: list[dict[str, Any]], bat
             cursor.executemany(insert, [listing_row(r, now) for r in records[i : i + batch]])
             conn.commit()
     return time.perf_counter() - started
+
+
+def ingest_copy(conn: psycopg.Connection[Any], records: list[dict[str, Any]], batch: int) -> float:
+    """The same listing rows by COPY FROM STDIN, one transaction per batch; seconds taken."""
+    copy = f"COPY {COPY_TABLE} ({LISTING_COLUMNS}) FROM STDIN"
+    started = time.perf_counter()
+    now = datetime.now(UTC).isoformat()
+    with conn.cursor() as cursor:
+        for i in range(0, len(records), batch):
+            with cursor.copy(copy) as stream:
+                for r in records[i : i + batch]:
+                    stream.write_row(listing_row(r, now))
+            conn.commit()
+    return time.perf_counter() - started
+
+
+class RawAllTables:
+    """Raw executemany of every row korgwatch writes (listings, instruments, appearances, flags) into korgwatch's
+    own schema in a database of its own (its migrations: the same indexes, constraints and foreign keys), with
+    none of korgwatch's work: only a set of instruments seen, the least that passes the one-`new`-per-instrument
+    index. As bench_ingest.RawAllTables does on SQLite: the floor for the whole storage layer."""
+
+    def __init__(self, url: URL) -> None:
+        recreate_database(url)
+        upgrade(url.render_as_string(hide_password=False))
+        self.conn = psycopg.connect(libpq_url(url))
+        with self.conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO sources (name) VALUES (%s)", [(name,) for name in SOURCES])
+        self.source_ids: dict[str, int] = dict(self.conn.execute("SELECT name, id FROM sources").fetchall())
+        self.conn.commit()
+        self.listing_id = 0
+        self.sighted: set[int] = set()
+
+    def write(self, records: list[dict[str, Any]], batch: int, analyser: Analyser, rules: Rules) -> float:
+        conn = self.conn
+        started = time.perf_counter()
+        now = datetime.now(UTC).isoformat(" ")
+        for i in range(0, len(records), batch):
+            rows, found = [], []
+            for r in records[i : i + batch]:
+                self.listing_id += 1
+                row = listing_row(r, now)
+                rows.append((self.listing_id, self.source_ids[r["source"]], *row[1:], row[-2]))
+                analysis = analyser(r["title"], r["body"], rules)
+                found += [(self.listing_id, r["posted_at"], inst) for inst in analysis.instruments if inst.serial]
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO listings (id, source_id, {LISTING_COLUMNS.removeprefix('source, ')}, record_hash)"
+                    f" VALUES ({', '.join(['%s'] * 16)})",
+                    rows,  # record_hash: the content hash stands in
+                )
+                pairs = sorted({(inst.model, inst.serial or "") for _, _, inst in found})
+                cursor.executemany(
+                    "INSERT INTO instruments (model, serial, unit) VALUES (%s, %s, 1) ON CONFLICT DO NOTHING", pairs
+                )
+                cursor.execute(
+                    "SELECT id, model, serial FROM instruments WHERE serial = ANY(%s)", ([s for _, s in pairs],)
+                )
+                ids = {(m, s): n for n, m, s in cursor.fetchall()}
+                appearances = []
+                for lid, posted, inst in found:
+                    iid = ids[(inst.model, inst.serial)]
+                    kind = "duplicate_sale" if iid in self.sighted else "new"
+                    self.sighted.add(iid)
+                    span = inst.serial_candidate
+                    appearances.append(
+                        (
+                            lid, iid, inst.model, inst.serial, kind, False, "pending" if inst.flags else "counted",
+                            span.raw if span else None, span.field if span else None,
+                            span.start if span else None, span.end if span else None,
+                            json.dumps(list(inst.fits)), posted, now,
+                        )
+                    )  # fmt: skip
+                cursor.executemany(
+                    "INSERT INTO appearances (listing_id, instrument_id, detected_model, detected_serial, kind,"
+                    " kind_locked, status, serial_raw, serial_field, serial_start, serial_end, fits, seen_at,"
+                    f" created_at) VALUES ({', '.join(['%s'] * 14)}) ON CONFLICT DO NOTHING",
+                    appearances,
+                )
+                cursor.executemany(
+                    "INSERT INTO flags (listing_id, code, details, status, created_at) VALUES (%s, %s, %s, %s, %s)",
+                    [(lid, f.code, json.dumps(f.to_dict()), "open", now) for lid, _, inst in found for f in inst.flags],
+                )
+            conn.commit()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def ingest_korgwatch(
@@ -190,22 +284,29 @@ def main() -> None:
     )
     args = parser.parse_args()
     url = make_url(normalise_url(args.db))
-    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith("kw_bench_"):
-        parser.error("--db must be a PostgreSQL URL naming a database kw_bench_* (it is dropped and re-created)")
+    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith(SCRATCH_PREFIXES):
+        parser.error("--db must be a PostgreSQL URL naming a database bench_* (it is dropped and re-created)")
 
     rules = load_rules(config_dir())
     recreate_database(url)
     engine = make_engine(url.render_as_string(hide_password=False))
     raw = psycopg.connect(libpq_url(url))
+    raw_url = url.set(database=f"{url.database}_raw")
+    raw_all = RawAllTables(raw_url)
     try:
         upgrade(url.render_as_string(hide_password=False))
         create_raw_table(raw)
+        create_raw_table(raw, COPY_TABLE)
         server = raw.execute("SHOW server_version").fetchone()
         raw.commit()
         print(f"PostgreSQL {server[0] if server else '?'} at {url.render_as_string(hide_password=True)}")
         print(f"{args.n:,} listings in slices of {args.step:,}, {args.batch:,} records per transaction;")
         print("korgwatch = ingest_records with analyses cached (storage layer), raw = psycopg executemany of the")
-        print(f"same listing rows into a plain table; history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
+        print("same listing rows into a plain table, COPY = the same rows by COPY FROM STDIN into another; ratio =")
+        print("korgwatch / raw (target >= 0.33); 4-table = every row korgwatch writes (listings, instruments,")
+        print("appearances, flags) by raw executemany into korgwatch's schema in a database of its own; ratio4 =")
+        print("korgwatch / 4-table. The four run interleaved, their order turning per slice.")
+        print(f"history = db.queries.history, median of {LOOKUP_REPEATS} runs.")
         print(f"plan: access method per table ({', '.join(PLAN_TABLES)}); sources has 4 rows.")
         analyze = not args.no_analyze and not autovacuum_on(raw)
         if analyze:
@@ -214,7 +315,9 @@ def main() -> None:
             print(f"autovacuum {'on' if autovacuum_on(raw) else 'off'}; no ANALYZE by the benchmark.")
         print()
         header = (
-            f"{'listings':>10} {'korgwatch/s':>12} {'raw/s':>10} {'ratio':>6} {'history ms':>11} {'apps':>5}"
+            f"{'listings':>10} {'korgwatch/s':>12} {'raw/s':>10} {'COPY/s':>10} {'ratio':>6} {'4-table/s':>10}"
+            f" {'ratio4':>6} {'history ms':>11}"
+            f" {'apps':>5}"
             f" {'db MB':>7}  plan"
         )
         print(header)
@@ -222,34 +325,57 @@ def main() -> None:
         total = IngestSummary()
         serial = ""
         done = slice_number = 0
-        spent_korgwatch = spent_raw = 0.0
+        spent_korgwatch = spent_raw = spent_copy = spent_all = 0.0
+        first_rate = last_rate = 0.0
         while done < args.n:
             size = min(args.step, args.n - done)
             records = generate(size, seed=SEED + slice_number, first=done)
             add_reposts(records, SEED + slice_number)
             cached = precomputed(records, rules)
             serial = serial or busiest_serial(records, rules, cached)
-            raw_s = ingest_raw(raw, records, args.batch)
-            korgwatch_s = ingest_korgwatch(engine, records, args.batch, rules, cached, total)
+            measures: dict[str, Callable[[list[dict[str, Any]], Analyser], float]] = {
+                "raw": lambda rows, _: ingest_raw(raw, rows, args.batch),
+                "raw_all": lambda rows, analyser: raw_all.write(rows, args.batch, analyser, rules),
+                "copy": lambda rows, _: ingest_copy(raw, rows, args.batch),
+                "korgwatch": lambda rows, analyser: ingest_korgwatch(engine, rows, args.batch, rules, analyser, total),
+            }
+            order = list(measures)
+            turn = slice_number % len(order)
+            order = order[turn:] + order[:turn]  # A B C D, B C D A, C D A B, ...
+            seconds = {name: measures[name](records, cached) for name in order}
+            raw_s, copy_s, korgwatch_s = seconds["raw"], seconds["copy"], seconds["korgwatch"]
+            all_s = seconds["raw_all"]
             if analyze:
                 analyze_store(raw)
             done += size
             slice_number += 1
             spent_korgwatch += korgwatch_s
             spent_raw += raw_s
+            spent_all += all_s
+            spent_copy += copy_s
+            last_rate = size / korgwatch_s
+            first_rate = first_rate or last_rate
             lookup_ms, appearances = time_history(engine, serial)
             plan = history_plan(engine, serial)
             methods = "/".join(plan.get(table, "-") for table in PLAN_TABLES)
             print(
-                f"{done:>10,} {size / korgwatch_s:>12,.0f} {size / raw_s:>10,.0f} {raw_s / korgwatch_s:>6.2f}"
+                f"{done:>10,} {size / korgwatch_s:>12,.0f} {size / raw_s:>10,.0f} {size / copy_s:>10,.0f}"
+                f" {raw_s / korgwatch_s:>6.2f} {size / all_s:>10,.0f} {all_s / korgwatch_s:>6.2f}"
                 f" {lookup_ms:>11.2f} {appearances:>5} {database_mb(raw):>7,.0f}  {methods}",
                 flush=True,
             )
             del records, cached
         print(
             f"\nall {done:,}: korgwatch {done / spent_korgwatch:,.0f} listings/s ({spent_korgwatch:.0f} s),"
-            f" raw {done / spent_raw:,.0f} listings/s ({spent_raw:.0f} s), ratio {spent_raw / spent_korgwatch:.2f}"
+            f" raw {done / spent_raw:,.0f} listings/s ({spent_raw:.0f} s), COPY {done / spent_copy:,.0f} listings/s"
+            f" ({spent_copy:.0f} s); korgwatch / raw {spent_raw / spent_korgwatch:.2f} (target >= 0.33),"
+            f" raw / COPY {spent_copy / spent_raw:.2f}"
         )
+        print(
+            f"every row korgwatch writes (4 tables) by raw executemany: {done / spent_all:,.0f} listings/s"
+            f" ({spent_all:.0f} s); korgwatch / 4-table raw {spent_all / spent_korgwatch:.2f}"
+        )
+        print(f"last slice / first slice: korgwatch {last_rate / first_rate:.2f} (target >= 0.8)")
         print(f"history serial: {serial}")
         print(
             f"classified: {total.listings_new:,} listings new, {total.instruments_new:,} instruments new,"
@@ -258,6 +384,9 @@ def main() -> None:
         )
     finally:
         raw.close()
+        raw_all.close()
+        if not args.keep:
+            drop_database(raw_url)
         engine.dispose()
         if not args.keep:
             drop_database(url)

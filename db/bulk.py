@@ -1,5 +1,6 @@
 """Bulk writes and look-ups: INSERT ... ON CONFLICT on both backends (unique keys, not Python checks, settle races
-between writers), a lean executemany for the big inserts of an ingest, and IN lists bound as one parameter.
+between writers), the leanest bulk insert each backend has for the big inserts of an ingest (a driver-level
+executemany on SQLite, COPY on PostgreSQL), and IN lists bound as one parameter.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db.jsontext import dumps_or_null
@@ -63,13 +65,17 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
 
 
 def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT many rows (all with the same keys) as one executemany.
+    """INSERT many rows (all with the same keys) at the backend's bulk speed.
 
-    On SQLite the values are converted here, a column at a time, and handed to the driver directly:
-    SQLAlchemy's per-row parameter processing would otherwise cost more than SQLite's own work. PostgreSQL
-    takes the ordinary Core executemany (psycopg batches it).
+    On SQLite the values are converted here, a column at a time, and handed to the driver's executemany
+    directly: SQLAlchemy's per-row parameter processing would otherwise cost more than SQLite's own work.
+    On PostgreSQL the rows go by COPY (`copy_rows`): one statement of fixed text whatever the batch, where a
+    multi-row INSERT would be a new statement for psycopg to parse every time.
     """
     if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        copy_rows(session, table, rows)
         return
     if session.get_bind().dialect.name != "sqlite":
         session.execute(insert(table), list(rows))
@@ -92,13 +98,18 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
 def bulk_insert_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[int] | None:
     """`bulk_insert`, then the new rows' `id`s in row order, without reading the rows back; None if unknown.
 
-    PostgreSQL says them (RETURNING, in parameter order). On SQLite the insert holds the write lock until
-    commit and an INTEGER PRIMARY KEY without AUTOINCREMENT takes max(id) + 1 per row, so when max(id) grew
-    by exactly len(rows) the ids are the next len(rows) numbers in order; otherwise (ids near 2**63, where
-    SQLite picks them at random) the caller looks them up by key.
+    PostgreSQL: the ids are drawn from the table's own sequence first (one statement), in ascending order as
+    an INSERT would take them, and the rows, ids included, go by COPY. On SQLite the insert holds the write
+    lock until commit and an INTEGER PRIMARY KEY without AUTOINCREMENT takes max(id) + 1 per row, so when
+    max(id) grew by exactly len(rows) the ids are the next len(rows) numbers in order; otherwise (ids near
+    2**63, where SQLite picks them at random) the caller looks them up by key.
     """
     if not rows:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        ids = next_ids(session, table, len(rows))
+        copy_rows(session, table, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
     if session.get_bind().dialect.name != "sqlite":
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(session.execute(stmt, list(rows)).scalars())
@@ -110,6 +121,55 @@ def bulk_insert_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]
     if after - before != len(rows):
         return None
     return list(range(before + 1, after + 1))
+
+
+def next_ids(session: Session, table: Any, count: int) -> list[int]:
+    """`count` ids from the sequence behind `table.id` (PostgreSQL), ascending: taken, so no one else gets them."""
+    return sorted(
+        session.connection()
+        .exec_driver_sql(
+            "SELECT nextval(q.s::regclass) FROM (SELECT pg_get_serial_sequence(%(table)s, 'id') AS s) AS q"
+            " CROSS JOIN generate_series(1, %(count)s)",
+            {"table": table.name, "count": count},
+        )
+        .scalars()
+    )
+
+
+def _copy_converter(column: Any) -> Callable[[Any], Any] | None:
+    # COPY sends text: JSON columns need their JSON text, and naive times are UTC (as UTCDateTime binds them).
+    kind = column.type
+    if isinstance(kind, JSON):
+        return dumps_or_null
+    if isinstance(kind, UTCDateTime):
+        return lambda v: v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+    return None
+
+
+def copy_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY rows (all with the same keys) into `table` (PostgreSQL), inside the session's transaction.
+
+    Constraints, foreign keys and triggers hold as for INSERT. The driver's errors come back as SQLAlchemy's
+    (IntegrityError, OperationalError …), so callers tell a refused row from a lost server as they do for any
+    other statement.
+    """
+    names = list(rows[0])
+    converters = [_copy_converter(table.c[name]) for name in names]
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[n] if f is None else f(row[n]) for n, f in zip(names, converters, strict=True)])
+    except raw.Error as exc:  # psycopg.Error: not wrapped, since SQLAlchemy did not run the statement
+        lost = connection.dialect.is_disconnect(exc, raw, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, raw.Error, connection_invalidated=lost, dialect=connection.dialect
+        ) from exc
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -166,3 +226,37 @@ def insert_or_update(session: Session, table: Any, key: Sequence[str], update: S
     return stmt.on_conflict_do_update(
         index_elements=list(key), set_={name: getattr(stmt.excluded, name) for name in update}
     )
+
+
+def insert_ignore_returning(
+    session: Session, table: Any, key: Sequence[str], rows: Sequence[dict[str, Any]], returning: Sequence[Any]
+) -> list[Any]:
+    """`insert_ignore` of many rows, returning `returning` for the rows inserted (not those someone else had).
+
+    On PostgreSQL the rows are bound as one array per column and unnested: one statement of the same text for
+    any number of rows (which psycopg parses once), not a multi-row VALUES list that changes with each batch.
+    """
+    if not rows:
+        return []
+    stmt = insert_ignore(session, table, key).returning(*returning)
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(stmt, list(rows)))
+    names = list(rows[0])
+    arrays = [
+        bindparam(f"_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(_array_element(table.c[name])))
+        for name in names
+    ]
+    unnested = func.unnest(*arrays).table_valued(*names).render_derived()
+    source = select(*(unnested.c[name] for name in names))
+    stmt = (
+        postgresql.insert(table)
+        .from_select(names, source)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*returning)
+    )
+    return list(session.execute(stmt))
+
+
+def _array_element(column: Any) -> Any:
+    # An unsized element type: a cast to VARCHAR(n)[] would silently truncate longer values.
+    return String() if isinstance(column.type, String) else column.type

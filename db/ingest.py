@@ -29,11 +29,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, Select, delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db.bulk import KEYS_PER_LOOKUP, bulk_insert, bulk_insert_ids, bulk_update, insert_ignore, one_of
+from db.bulk import (
+    KEYS_PER_LOOKUP,
+    bulk_insert,
+    bulk_insert_ids,
+    bulk_update,
+    insert_ignore,
+    insert_ignore_returning,
+    one_of,
+)
 from db.engine import session_scope
 from db.findings import Analyser, Findings, FoundInstrument, analyse_findings
 from db.jsonlines import LineError, numbered_lines, read_json_line
@@ -151,9 +159,9 @@ def ensure_instruments(
             inserted = {p: i for chunk in _chunks(missing) for p, i in _select_instruments(session, chunk).items()}
     else:
         # PostgreSQL: RETURNING names only the rows this writer inserted, not those a concurrent one got in first.
-        stmt = insert_ignore(session, Instrument.__table__, ["model", "serial", "unit"])
-        returning = stmt.returning(Instrument.id, Instrument.model, Instrument.serial)
-        inserted = {(m, s): i for i, m, s in session.execute(returning, params)}
+        returning = (Instrument.id, Instrument.model, Instrument.serial)
+        rows = insert_ignore_returning(session, Instrument.__table__, ["model", "serial", "unit"], params, returning)
+        inserted = {(m, s): i for i, m, s in rows}
     ids.update(inserted)
     if created is not None:
         created.update(inserted.values())
@@ -309,6 +317,7 @@ def plan_kinds(
     window: timedelta,
     fresh: dict[int, tuple[str, str]] | None = None,
     known: dict[int, tuple[str, str]] | None = None,
+    rewritten: Iterable[int] = (),
 ) -> list[tuple[int, str]]:
     """Set `kind` on the planned sightings and return the (appearance id, kind) changes to existing rows.
 
@@ -316,62 +325,41 @@ def plan_kinds(
     the partial unique index (one `new` per instrument) is the backstop on every backend. `fresh` maps the
     instruments this transaction just created to their (model, serial): they have no sightings to load.
     `known` maps other instruments to their (model, serial) when the caller has them: SQLite (whose write lock
-    is already held) then need not read those rows again.
+    is already held) then need not read those rows again. `rewritten` names instruments whose stored
+    sightings this transaction changed (deleted ones): they are classified again from their whole history.
+
+    `classify` compares a sighting only with the one before it, so an instrument whose planned sightings all
+    come after its latest stored one needs that one sighting, read through the (instrument_id, seen_at)
+    index, and no stored kind can change: the store's size does not matter. Only an instrument with a planned
+    sighting landing before or among its stored ones (an old archive ingested late, a re-analysis) or with
+    rewritten history is read in full and classified again from its first sighting.
     """
     fresh = fresh or {}
     ids = sorted(set(instrument_ids) - set(fresh))
     if not ids and not fresh:
         return []
-    by_instrument: dict[int, list[Sighting]] = defaultdict(list)
     models_serials: dict[int, tuple[str, str]] = dict(fresh)
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    for chunk in _chunks(ids):
-        if postgresql or known is None or any(iid not in known for iid in chunk):
-            stmt = select(Instrument.id, Instrument.model, Instrument.serial).where(
-                one_of(session, Instrument.id, chunk)
-            )
-            if postgresql:
-                stmt = stmt.order_by(Instrument.id).with_for_update()
-            for iid, model, serial in session.execute(stmt):
-                models_serials[iid] = (model, serial)
-        else:
-            models_serials.update((iid, known[iid]) for iid in chunk)
-        rows = session.execute(
-            select(
-                Appearance.id,
-                Appearance.instrument_id,
-                Appearance.listing_id,
-                Appearance.seen_at,
-                Appearance.kind,
-                Appearance.kind_locked,
-                Listing.seller,
-                Listing.images,
-                Listing.url,
-            )
-            .join(Listing, Listing.id == Appearance.listing_id)
-            .where(one_of(session, Appearance.instrument_id, chunk), Appearance.status != "dismissed")
-        )
-        for aid, iid, lid, seen_at, kind, locked, seller, images, url in rows:
-            by_instrument[iid].append(
-                Sighting(iid, lid, seen_at, seller, frozenset(images or ()), url, kind, locked, aid)
-            )
-    register: dict[tuple[str, str], set[str]] = defaultdict(set)
-    pairs = sorted(set(models_serials.values()))
-    wanted = set(pairs)
-    for serials in _chunks(sorted({serial for _, serial in pairs})):
-        for model, serial, url in session.execute(
-            select(RegisterEntry.model, RegisterEntry.serial, RegisterEntry.url).where(
-                one_of(session, RegisterEntry.serial, serials)
-            )
-        ):
-            if (model, serial) in wanted:
-                register[(model, serial)].add(url)
+    _read_instruments(session, ids, known, models_serials)
+    planned_by: dict[int, list[Sighting]] = defaultdict(list)
     for sighting in planned:
-        by_instrument[sighting.instrument_id].append(sighting)
+        planned_by[sighting.instrument_id].append(sighting)
+    for sightings in planned_by.values():
+        sightings.sort(key=_sort_key)
+    whole = {iid for iid in ids if iid not in planned_by} | (set(rewritten) & set(ids))
+    bounded = [iid for iid in ids if iid not in whole]
+    latest = latest_sightings(session, bounded)
+    # A planned sighting at or after the latest stored one's time goes after it (_sort_key); else: in full.
+    whole.update(iid for iid, last in latest.items() if planned_by[iid][0].seen_at < last.seen_at)
+    history = stored_sightings(session, sorted(whole))
+    # The register matters only where a sighting is the first one classify sees.
+    firsts = [iid for iid in (*fresh, *ids) if iid in whole or iid not in latest]
+    register = register_urls(session, {models_serials[iid] for iid in firsts if iid in models_serials})
+
     changes: list[tuple[int, str]] = []
-    for iid, sightings in by_instrument.items():
+    for iid in firsts:
         pair = models_serials.get(iid)
         urls = register.get(pair) if pair else None
+        sightings = history.get(iid, []) + planned_by.get(iid, [])
         if len(sightings) == 1 and sightings[0].id is None:  # a first sighting (classify's first case)
             only = sightings[0]
             only.kind = "duplicate_sale" if urls is not None and only.url not in urls else "new"
@@ -382,7 +370,102 @@ def plan_kinds(
                 sighting.kind = kind
             elif sighting.kind != kind:
                 changes.append((sighting.id, kind))
+    for iid, last in latest.items():
+        if iid in whole:
+            continue
+        sightings = [last, *planned_by[iid]]
+        for sighting, kind in zip(sightings[1:], classify(sightings, None, window)[1:], strict=True):
+            sighting.kind = kind
     return changes
+
+
+def _read_instruments(
+    session: Session, ids: list[int], known: dict[int, tuple[str, str]] | None, into: dict[int, tuple[str, str]]
+) -> None:
+    """(model, serial) of each instrument into `into`; on PostgreSQL the rows are locked (FOR UPDATE) too."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for chunk in _chunks(ids):
+        if postgresql or known is None or any(iid not in known for iid in chunk):
+            stmt = select(Instrument.id, Instrument.model, Instrument.serial).where(
+                one_of(session, Instrument.id, chunk)
+            )
+            if postgresql:
+                stmt = stmt.order_by(Instrument.id).with_for_update()
+            for iid, model, serial in session.execute(stmt):
+                into[iid] = (model, serial)
+        else:
+            into.update((iid, known[iid]) for iid in chunk)
+
+
+_SIGHTING_COLUMNS = (
+    Appearance.id,
+    Appearance.instrument_id,
+    Appearance.listing_id,
+    Appearance.seen_at,
+    Appearance.kind,
+    Appearance.kind_locked,
+    Listing.seller,
+    Listing.images,
+    Listing.url,
+)
+
+
+def _sightings(rows: Iterable[Any]) -> Iterator[Sighting]:
+    for aid, iid, lid, seen_at, kind, locked, seller, images, url in rows:
+        yield Sighting(iid, lid, seen_at, seller, frozenset(images or ()), url, kind, locked, aid)
+
+
+def stored_sightings(session: Session, instrument_ids: Sequence[int]) -> dict[int, list[Sighting]]:
+    """Every stored sighting (not dismissed) of these instruments: the whole history, for a full classification."""
+    found: dict[int, list[Sighting]] = defaultdict(list)
+    for chunk in _chunks(instrument_ids):
+        rows = session.execute(
+            select(*_SIGHTING_COLUMNS)
+            .join(Listing, Listing.id == Appearance.listing_id)
+            .where(one_of(session, Appearance.instrument_id, chunk), Appearance.status != "dismissed")
+        )
+        for sighting in _sightings(rows):
+            found[sighting.instrument_id].append(sighting)
+    return found
+
+
+def latest_sightings(session: Session, instrument_ids: Sequence[int]) -> dict[int, Sighting]:
+    """Each instrument's latest stored sighting (not dismissed; by time, then id), if it has one."""
+    found: dict[int, Sighting] = {}
+    for chunk in _chunks(instrument_ids):
+        rows = session.execute(latest_sightings_statement(session, chunk))
+        found.update((sighting.instrument_id, sighting) for sighting in _sightings(rows))
+    return found
+
+
+def latest_sightings_statement(session: Session, instrument_ids: Sequence[int]) -> Select[Any]:
+    """The look-up behind `latest_sightings`: one indexed step per instrument (ix_appearances_instrument_id_seen_at,
+    read backwards), whatever the length of its history."""
+    latest_id = (
+        select(Appearance.id)
+        .where(Appearance.instrument_id == Instrument.id, Appearance.status != "dismissed")
+        .order_by(Appearance.seen_at.desc(), Appearance.id.desc())
+        .limit(1)
+        .correlate(Instrument)
+        .scalar_subquery()
+    )
+    wanted = select(latest_id).where(one_of(session, Instrument.id, instrument_ids))
+    columns: tuple[Any, ...] = _SIGHTING_COLUMNS
+    return select(*columns).join(Listing, Listing.id == Appearance.listing_id).where(Appearance.id.in_(wanted))
+
+
+def register_urls(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    """The URLs the register cites for each (model, serial) it knows, among `pairs`."""
+    register: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for serials in _chunks(sorted({serial for _, serial in pairs})):
+        for model, serial, url in session.execute(
+            select(RegisterEntry.model, RegisterEntry.serial, RegisterEntry.url).where(
+                one_of(session, RegisterEntry.serial, serials)
+            )
+        ):
+            if (model, serial) in pairs:
+                register[(model, serial)].add(url)
+    return register
 
 
 def apply_kind_changes(
@@ -473,24 +556,28 @@ def ingest_stored(
         return summary
     source_ids = ensure_sources(session, (source for source, _ in latest))
 
+    # One look-up for every source of the batch (the same external id may exist under other sources too:
+    # those rows are left out here), through the (source_id, external_id) unique index.
     existing: dict[tuple[int, str], Any] = {}
-    by_source: dict[int, list[str]] = defaultdict(list)
-    for source, external_id in latest:
-        by_source[source_ids[source]].append(external_id)
-    for source_id, external_ids in by_source.items():
-        for chunk in _chunks(external_ids):
-            for found in session.execute(
-                select(
-                    Listing.id,
-                    Listing.external_id,
-                    Listing.content_hash,
-                    Listing.record_hash,
-                    Listing.title,
-                    Listing.body,
-                    Listing.first_seen,
-                ).where(Listing.source_id == source_id, one_of(session, Listing.external_id, chunk))
-            ):
-                existing[(source_id, found.external_id)] = found
+    wanted = {(source_ids[source], external_id) for source, external_id in latest}
+    for chunk in _chunks(sorted({external_id for _, external_id in latest})):
+        for found in session.execute(
+            select(
+                Listing.id,
+                Listing.source_id,
+                Listing.external_id,
+                Listing.content_hash,
+                Listing.record_hash,
+                Listing.title,
+                Listing.body,
+                Listing.first_seen,
+            ).where(
+                one_of(session, Listing.source_id, sorted(set(source_ids.values()))),
+                one_of(session, Listing.external_id, chunk),
+            )
+        ):
+            if (found.source_id, found.external_id) in wanted:
+                existing[(found.source_id, found.external_id)] = found
 
     new_rows: list[dict[str, Any]] = []
     new_records: list[tuple[str, StoredRecord]] = []
@@ -695,7 +782,10 @@ def _store_analyses(
     if app_updates:
         session.execute(update(Appearance), app_updates)
 
-    changes = plan_kinds(session, affected, [s for s, _ in planned], window, fresh, known)
+    # Re-analysed listings' sightings (deleted, or kept with the listing's new seller and photos) may change
+    # the kinds around them: their instruments are classified again, from their whole history.
+    rewritten = {row.instrument_id for row in old_apps.values()}
+    changes = plan_kinds(session, affected | rewritten, [s for s, _ in planned], window, fresh, known, rewritten)
     inserted: dict[tuple[int, str, str], int] = {}
 
     def insert_planned() -> None:
