@@ -472,8 +472,17 @@ class ModelSerial(Base):
 
     __tablename__ = "model_serials"
     __table_args__ = (
-        Index("ix_model_serials_model_first_seen", "model", "first_seen", "instrument_id"),
-        Index("ix_model_serials_model_serial", "model", "serial"),
+        # Covering: the model page reads the index alone (migration 0008_counts).
+        Index(
+            "ix_model_serials_model_first_seen",
+            "model",
+            "first_seen",
+            "instrument_id",
+            "serial",
+            "pending",
+            "listing_id",
+        ),
+        Index("ix_model_serials_model_serial", "model", "serial", "counted"),
     )
 
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)

@@ -28,12 +28,20 @@ OUTSIDE = "outside"  # the `block` parameter naming serials outside every block 
 
 def _digits_only(column: Any, dialect: str) -> ColumnElement[bool]:
     if dialect == "sqlite":
-        return column.op("NOT GLOB")("*[^0-9]*")
-    return column.op("~")("^[0-9]+$")
+        return column.op("NOT GLOB", is_comparison=True)("*[^0-9]*")
+    return column.op("~", is_comparison=True)("^[0-9]+$")
 
 
 def fits_block(block: NumberBlock, column: Any, dialect: str) -> ColumnElement[bool]:
-    """`block.fits(serial)` as SQL: the length, the prefix, digits only, and the bounds (compared as numbers)."""
+    """`block.fits(serial)` as SQL: the length, the prefix, digits only, and the bounds.
+
+    On SQLite a block is a range of equal-length digit strings ('140000'..'149999', narrowed by its bounds), which
+    compare as their numbers do, so `ix_model_serials_model_serial` finds a block by range. PostgreSQL compares
+    text by its collation, so there the prefix is matched and the bounds compared as numbers.
+    """
+    if dialect == "sqlite":
+        low, high = _string_range(block)
+        return and_(func.length(column) == block.length, column.between(low, high), _digits_only(column, dialect))
     conditions: list[ColumnElement[bool]] = [
         func.length(column) == block.length,
         func.substr(column, 1, len(block.prefix)) == block.prefix,
@@ -49,12 +57,27 @@ def fits_block(block: NumberBlock, column: Any, dialect: str) -> ColumnElement[b
     return and_(*conditions)
 
 
+def _string_range(block: NumberBlock) -> tuple[str, str]:
+    low, high = block.prefix.ljust(block.length, "0"), block.prefix.ljust(block.length, "9")
+    if block.min is not None:
+        low = max(low, str(block.min).zfill(block.length))
+    if block.max is not None:
+        high = min(high, str(block.max).zfill(block.length))
+    return low, high
+
+
 def block_of(rule: ModelRule, column: Any, dialect: str) -> ColumnElement[int]:
     """The index of the first block of `rule` a serial fits (as the chart places it), len(blocks) for none."""
+    outside = len(rule.blocks)
     if not rule.blocks:
         return literal(0)
-    whens = [(fits_block(block, column, dialect), i) for i, block in enumerate(rule.blocks)]
-    return case(*whens, else_=len(rule.blocks))
+    if dialect == "sqlite":  # one digits test for all blocks, then a range per block: cheap per row
+        whens: list[tuple[Any, int]] = [(column.op("GLOB", is_comparison=True)("*[^0-9]*"), outside)]
+        for i, block in enumerate(rule.blocks):
+            low, high = _string_range(block)
+            whens.append((and_(func.length(column) == block.length, column.between(low, high)), i))
+        return case(*whens, else_=outside)
+    return case(*[(fits_block(block, column, dialect), i) for i, block in enumerate(rule.blocks)], else_=outside)
 
 
 def month_of(column: Any, dialect: str) -> ColumnElement[str]:
@@ -232,27 +255,31 @@ def serials_page(
 
 def block_stats(session: Session, rule: ModelRule) -> list[BlockStats]:
     """`db.queries.stats` for one model (the same figures), from the summary rows instead of every appearance:
-    per block, the distinct serials counted (sightings counted, plus the register) and the highest of them."""
+    per block, the distinct serials counted (sightings counted, plus the register) and the lowest and highest,
+    each block read as a range of `ix_model_serials_model_serial`."""
     dialect = _dialect(session)
-    column = ModelSerial.serial
-    counted = select(column).where(ModelSerial.model == rule.name, ModelSerial.counted > 0)
-    register = select(RegisterEntry.serial).where(RegisterEntry.model == rule.name)
-    known = counted.union(register).subquery()  # distinct serials, as known_serials() gathers them
-    serial = known.c.serial
-    fits = [fits_block(block, serial, dialect) for block in rule.blocks]
-    outside = and_(*(~f for f in fits)) if fits else literal(True)
-    columns: list[Any] = []
-    for condition in [*fits, outside]:
-        picked = case((condition, serial), else_=None)
-        columns += [func.count(picked), func.min(picked), func.max(picked)]
-    row = session.execute(select(*columns).select_from(known)).one()
+    serial = ModelSerial.serial
+    counted = and_(ModelSerial.model == rule.name, ModelSerial.counted > 0)
+    register = set(session.scalars(select(RegisterEntry.serial).where(RegisterEntry.model == rule.name)))
+    already = set(session.scalars(select(serial).where(counted, serial.in_(register)))) if register else set()
+    extra = register - already  # register serials no counted sighting shows: known all the same
+
+    def figures(where: ColumnElement[bool], extras: list[str]) -> tuple[int, str | None, str | None]:
+        n, low, high = session.execute(
+            select(func.count(serial.distinct()), func.min(serial), func.max(serial)).where(counted, where)
+        ).one()
+        values = [v for v in (low, high, *extras) if v is not None]
+        return int(n) + len(extras), min(values, default=None), max(values, default=None)
+
     result: list[BlockStats] = []
-    for i, block in enumerate(rule.blocks):
-        units, lowest, highest = int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]
-        if units:
+    fits = [fits_block(block, serial, dialect) for block in rule.blocks]
+    for block, where in zip(rule.blocks, fits, strict=True):
+        units, lowest, highest = figures(where, sorted(r for r in extra if block.fits(r)))
+        if units and lowest is not None and highest is not None:
             estimate = estimate_from(int(highest) - block.lowest + 1, units)
             result.append(BlockStats(rule.name, block.pattern, units, lowest, highest, estimate))
-    units, lowest, highest = int(row[-3]), row[-2], row[-1]
-    if units:
+    outside = and_(*(~f for f in fits)) if fits else literal(True)
+    units, lowest, highest = figures(outside, sorted(r for r in extra if not rule.fitting_blocks(r)))
+    if units and lowest is not None and highest is not None:
         result.append(BlockStats(rule.name, NO_BLOCK, units, lowest, highest, None))
     return result

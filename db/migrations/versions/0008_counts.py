@@ -86,8 +86,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("instrument_id", name=op.f("pk_model_serials")),
     )
-    op.create_index("ix_model_serials_model_first_seen", "model_serials", ["model", "first_seen", "instrument_id"])
-    op.create_index("ix_model_serials_model_serial", "model_serials", ["model", "serial"])
+    # Covering indexes: the model page reads them without touching the table.
+    op.create_index(
+        "ix_model_serials_model_first_seen",
+        "model_serials",
+        ["model", "first_seen", "instrument_id", "serial", "pending", "listing_id"],
+    )
+    op.create_index("ix_model_serials_model_serial", "model_serials", ["model", "serial", "counted"])
     if op.get_bind().dialect.name == "sqlite":
         sqlite_triggers()
     else:
