@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -509,3 +510,49 @@ class PhotoHashBand(Base):
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+
+
+# --- counts the review pages read (issue 14, migration 0008_counts) ------------------------------------------
+
+
+class FlagCount(Base):
+    """Flags per status and code, kept by triggers on `flags`: the queue's summary without counting every flag.
+
+    On PostgreSQL each backend adds to its own `slot` so that concurrent writers do not wait on one row; only
+    the sum over the slots of a (status, code) means anything (a slot may hold a negative part).
+    """
+
+    __tablename__ = "flag_counts"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelSerial(Base):
+    """An instrument with a sighting that is not dismissed, as the model page shows it; kept by triggers on
+    `appearances`, so that the page reads one index range instead of aggregating every appearance of a model."""
+
+    __tablename__ = "model_serials"
+    __table_args__ = (
+        # Covering: the model page reads the index alone (migration 0008_counts).
+        Index(
+            "ix_model_serials_model_first_seen",
+            "model",
+            "first_seen",
+            "instrument_id",
+            "serial",
+            "pending",
+            "listing_id",
+        ),
+        Index("ix_model_serials_model_serial", "model", "serial", "counted"),
+    )
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(32))
+    first_seen: Mapped[datetime]  # the earliest seen_at of its sightings that are not dismissed
+    listing_id: Mapped[int] = mapped_column(Integer)  # the lowest listing id among them, for a link
+    pending: Mapped[int] = mapped_column(Integer)  # sightings awaiting review
+    counted: Mapped[int] = mapped_column(Integer)  # sightings counted (what korgwatch stats estimates from)

@@ -270,10 +270,13 @@ def german_tank(offsets: list[int]) -> int | None:
 def production_estimate(offsets: list[int]) -> Estimate | None:
     """The estimate with its 90 % interval, or None below MIN_SERIALS_FOR_ESTIMATE distinct serials."""
     distinct = set(offsets)
-    k = len(distinct)
+    return estimate_from(max(distinct) if distinct else 0, len(distinct))
+
+
+def estimate_from(m: int, k: int) -> Estimate | None:
+    """The estimate from the largest 1-based offset `m` and the number `k` of distinct serials (all it needs)."""
     if k < MIN_SERIALS_FOR_ESTIMATE:
         return None
-    m = max(distinct)
     high = math.ceil(m * (1 - ESTIMATE_CONFIDENCE) ** (-1 / k))
     return Estimate(value=round(m + m / k - 1), low=m, high=high, serials=k)
 

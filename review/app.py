@@ -43,11 +43,11 @@ from db.models import APPEARANCE_KINDS, FLAG_STATUSES, Flag
 from pipeline.analyse import analyse_listing
 from pipeline.normalise import normalise_with_map, original_span
 from pipeline.results import FLAG_CODES, Field
-from pipeline.rules import Rules
+from pipeline.rules import ModelRule, Rules
 from pipeline.serials import extract_serial_candidates
-from review import queries
+from review import model_queries, queries
 from review.auth import AuthThrottle, clean_user
-from review.present import Span, model_chart, safe_url, segments
+from review.present import Chart, DensityChart, Span, density_chart, model_chart, model_estimates, safe_url, segments
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger(__name__)
@@ -415,18 +415,85 @@ def models_page(request: Request) -> Response:
 
 
 def model_page(request: Request) -> Response:
+    """A model's serials against first-seen date: every instrument as a point up to MODEL_POINTS_LIMIT, else
+    counts per block and month, each bar linking to its serials (a page at a time)."""
     config: ReviewConfig = request.app.state.config
     name = request.path_params["name"]
     rule = config.rules.models.get(name)
     if rule is None:
         raise HTTPException(404, f"no model {name}")
-    from review.present import model_estimates  # the estimate block (korgwatch stats' wording)
-
+    points: list[model_queries.ModelPoint] = []
     with _read(request) as session:
-        points = queries.model_points(session, name)
-        estimates = model_estimates(session, config.rules, name)
-    chart = model_chart(rule, [(p.serial, p.first_seen, p.flagged, f"/listing/{p.listing_id}") for p in points])
-    return render(request, "model.html", {"rule": rule, "chart": chart, "points": points, "estimates": estimates})
+        totals = model_queries.model_totals(session, name)
+        if totals.instruments <= model_queries.MODEL_POINTS_LIMIT:
+            points = model_queries.model_points(session, name)
+        else:
+            cells = model_queries.model_cells(session, rule)
+        estimates = model_estimates(session, rule)
+    chart: Chart | DensityChart
+    if totals.instruments <= model_queries.MODEL_POINTS_LIMIT:
+        chart = model_chart(rule, [(p.serial, p.first_seen, p.flagged, f"/listing/{p.listing_id}") for p in points])
+    else:
+        chart = density_chart(
+            rule,
+            [(c.block, c.month, c.count, c.flagged) for c in cells],
+            lambda block, month: _with_params("/serials", model=name, block=_block_param(rule, block), month=month),
+        )
+    context = {
+        "rule": rule,
+        "chart": chart,
+        "dense": isinstance(chart, DensityChart),
+        "points": points,
+        "totals": totals,
+        "estimates": estimates,
+        "serials_url": _with_params("/serials", model=name),
+        "page_size": model_queries.SERIALS_PAGE_SIZE,
+    }
+    return render(request, "model.html", context)
+
+
+def _block_param(rule: ModelRule, index: int) -> str:
+    return model_queries.OUTSIDE if index >= len(rule.blocks) else str(index)
+
+
+def serials_page(request: Request) -> Response:
+    """A model's serials, oldest first sighting first, a page at a time (keyset), narrowed to a block and/or a
+    month: the raw serials behind a bar of the model's chart."""
+    config: ReviewConfig = request.app.state.config
+    params = request.query_params
+    name = params.get("model", "")
+    rule = config.rules.models.get(name)
+    if rule is None:
+        raise HTTPException(404, f"no model {name!r}")
+    try:
+        where = model_queries.SerialFilter(block=params.get("block", ""), month=params.get("month", ""))
+        block = where.block_index(rule)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    after = None
+    if params.get("after"):
+        try:
+            after = queries.decode_cursor(params["after"])
+        except ValueError:
+            raise HTTPException(400, "bad page cursor") from None
+    with _read(request) as session:
+        rows, next_key = model_queries.serials_page(session, rule, where, after)
+    if block is None:
+        block_name = ""
+    elif block < len(rule.blocks):
+        block_name = rule.blocks[block].describe()
+    else:
+        block_name = "outside every block"
+    keep = {"model": name, "block": where.block, "month": where.month}
+    context = {
+        "rule": rule,
+        "rows": rows,
+        "block_name": block_name,
+        "month": where.month,
+        "next_url": _with_params("/serials", **keep, after=queries.encode_cursor(*next_key)) if next_key else None,
+        "first_url": _with_params("/serials", **keep) if after else None,
+    }
+    return render(request, "serials.html", context)
 
 
 # --- decisions ------------------------------------------------------------------------------------------
@@ -631,6 +698,7 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
         Route("/listing/{listing_id:int}", listing_page, name="listing"),
         Route("/models", models_page, name="models"),
         Route("/models/{name:path}", model_page, name="model"),
+        Route("/serials", serials_page, name="serials"),
         Route("/flags/{flag_id:int}/confirm", confirm, methods=["POST"]),
         Route("/flags/{flag_id:int}/correct", correct, methods=["POST"]),
         Route("/flags/{flag_id:int}/model", change_model, methods=["POST"]),

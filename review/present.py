@@ -5,12 +5,13 @@ Pure functions over plain values; the templates escape everything these return, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.rules import ModelRule, Rules
+from pipeline.rules import ModelRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,110 @@ def model_chart(rule: ModelRule, points: list[tuple[str, datetime, bool, str]]) 
     )
 
 
+# --- the model chart beyond a few thousand points: counts per block and month --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """The instruments of one block first seen in one month: a bar whose height is their number."""
+
+    x: float
+    width: float
+    y: float
+    height: float
+    flagged_y: float
+    flagged_height: float
+    month: str
+    count: int
+    flagged: int
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
+class DensityPanel:
+    title: str
+    top: float
+    height: float
+    shaded: bool
+    bars: tuple[Bar, ...]
+    y_ticks: tuple[tuple[float, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DensityChart:
+    width: int
+    height: int
+    left: int
+    right: int
+    panels: tuple[DensityPanel, ...]
+    x_ticks: tuple[tuple[float, str], ...]
+    count: int
+    flagged: int
+
+
+def _month_number(month: str) -> int:
+    year, mon = month.split("-")
+    return int(year) * 12 + int(mon) - 1
+
+
+def _month_name(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def density_chart(
+    rule: ModelRule, cells: list[tuple[int, str, int, int]], href: Callable[[int, str], str]
+) -> DensityChart:
+    """Lay out (block index, 'YYYY-MM', instruments, awaiting review) cells: one band per block as in
+    `model_chart`, one bar per month; `href(block, month)` links a bar to its serials."""
+    groups = [(f"{b.describe()}", True) for b in rule.blocks]
+    outside = len(rule.blocks)
+    if any(c[0] == outside for c in cells):
+        groups.append(("outside every block", False))
+    months = [_month_number(c[1]) for c in cells]
+    first = min(months) if months else _month_number("1977-01")
+    last = max(months) if months else first
+    span = last - first + 1
+    plot_w = CHART_WIDTH - LEFT - RIGHT
+    step = plot_w / span
+    full = PANEL_HEIGHT - 32  # the band's drawable height, as in model_chart
+    panels: list[DensityPanel] = []
+    top = float(TOP)
+    for index, (name, shaded) in enumerate(groups):
+        mine = [c for c in cells if c[0] == index]
+        peak = max((c[2] for c in mine), default=1)
+        bottom = top + PANEL_HEIGHT - 12
+        bars = []
+        for _, month, count, flagged in mine:
+            height = max(full * count / peak, 1.0)
+            flagged_height = full * flagged / peak if flagged else 0.0
+            x = LEFT + step * (_month_number(month) - first)
+            bars.append(
+                Bar(
+                    round(x, 1), round(max(step * 0.85, 0.6), 2), round(bottom - height, 1), round(height, 1),
+                    round(bottom - flagged_height, 1), round(flagged_height, 1), month, count, flagged,
+                    href(index, month),
+                )
+            )  # fmt: skip
+        seen = sum(c[2] for c in mine)
+        ticks = ((round(bottom, 1), "0"), (round(bottom - full, 1), str(peak)))
+        panels.append(DensityPanel(f"{name}: {seen} seen", top, PANEL_HEIGHT, shaded, tuple(bars), ticks))
+        top += PANEL_HEIGHT + 8
+    x_ticks = tuple(
+        (round(LEFT + step * (round((span - 1) * f)) + step / 2, 1), _month_name(first + round((span - 1) * f)))
+        for f in (0, 0.25, 0.5, 0.75, 1)
+    )
+    return DensityChart(
+        CHART_WIDTH,
+        int(top + BOTTOM),
+        LEFT,
+        RIGHT,
+        tuple(panels),
+        x_ticks,
+        sum(c[2] for c in cells),
+        sum(c[3] for c in cells),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class BlockEstimate:
     """One line of the model page's production estimate, worded as `korgwatch stats` words it."""
@@ -190,8 +295,9 @@ class BlockEstimate:
     text: str
 
 
-def model_estimates(session: Any, rules: Rules, model: str) -> list[BlockEstimate]:
-    """Per number block of `model`: units seen and the estimate (or "too few sightings"), from db.queries.stats."""
-    from db.queries import stats
+def model_estimates(session: Any, rule: ModelRule) -> list[BlockEstimate]:
+    """Per number block of the model: units seen and the estimate (or "too few sightings"), the figures of
+    `korgwatch stats`, read from the model's summary rows (review/model_queries.block_stats)."""
+    from review.model_queries import block_stats
 
-    return [BlockEstimate(s.block, s.units, s.estimate_text()) for s in stats(session, rules, model=model)]
+    return [BlockEstimate(s.block, s.units, s.estimate_text()) for s in block_stats(session, rule)]

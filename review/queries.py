@@ -1,5 +1,6 @@
-"""Read-side queries the review page needs and `db/queries.py` lacks: a keyset-paged queue, one listing with
-everything a reviewer weighs, and a model's serials over time. Functions take a Session and never commit.
+"""Read-side queries the review page needs and `db/queries.py` lacks: a keyset-paged queue with its counts, and
+one listing with everything a reviewer weighs (a model's page: `review/model_queries.py`). Functions take a
+Session and never commit.
 
 The queue is paged by (created_at, id) rather than OFFSET, so page 500 costs what page 1 costs: both walk
 `ix_flags_status_created_at` (SQLite keeps the rowid in every index, so the id tie-break is free there too).
@@ -12,16 +13,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import FLAG_STATUSES, Appearance, Flag, Instrument, Listing, ListingRevision, ReviewLog, Source
+from db.models import (
+    FLAG_STATUSES,
+    Appearance,
+    Flag,
+    FlagCount,
+    Instrument,
+    Listing,
+    ListingRevision,
+    ReviewLog,
+    Source,
+)
 from db.queries import HistoryItem, history
 from pipeline.rules import Rules
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-MODEL_POINTS_LIMIT = 5000
 
 
 # --- the queue ----------------------------------------------------------------------------------------
@@ -172,9 +182,13 @@ def queue_page(
 
 
 def code_counts(session: Session, status: str = "open") -> list[tuple[str, int]]:
-    """How many flags of each code have `status`, most frequent first (the queue's summary line)."""
+    """How many flags of each code have `status`, most frequent first (the queue's summary line).
+
+    Read from `flag_counts` (kept by triggers, migration 0008_counts): a few rows, however many flags there are.
+    """
+    total = func.sum(FlagCount.n)
     rows = session.execute(
-        select(Flag.code, func.count()).where(Flag.status == status).group_by(Flag.code).order_by(Flag.code)
+        select(FlagCount.code, total).where(FlagCount.status == status).group_by(FlagCount.code).having(total > 0)
     ).all()
     return sorted(((code, int(n)) for code, n in rows), key=lambda r: (-r[1], r[0]))
 
@@ -306,44 +320,3 @@ def listing_view(session: Session, listing_id: int, rules: Rules) -> ListingView
         )
     return ListingView(listing, listing.source.name, flags, appearances, revisions, log)
 
-
-# --- one model ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPoint:
-    """One instrument of a model: when it was first seen, and whether a sighting of it awaits review."""
-
-    serial: str
-    first_seen: datetime
-    flagged: bool
-    listing_id: int  # one listing that shows it, for a link
-
-
-def model_points(session: Session, model: str, limit: int = MODEL_POINTS_LIMIT) -> list[ModelPoint]:
-    """Every instrument of `model` with its first sighting (dismissed sightings left out), oldest first."""
-    first = (
-        select(
-            Appearance.instrument_id.label("iid"),
-            func.min(Appearance.seen_at).label("first_seen"),
-            func.max(case((Appearance.status == "pending", 1), else_=0)).label("pending"),
-            func.min(Appearance.listing_id).label("listing_id"),
-        )
-        .join(Instrument, Instrument.id == Appearance.instrument_id)
-        .where(Instrument.model == model, Appearance.status != "dismissed")
-        .group_by(Appearance.instrument_id)
-        .subquery()
-    )
-    stmt = (
-        select(Instrument.serial, first.c.first_seen, first.c.pending, first.c.listing_id)
-        .join(first, first.c.iid == Instrument.id)
-        .order_by(first.c.first_seen, Instrument.serial)
-        .limit(limit)
-    )
-    points = []
-    for serial, first_seen, pending, listing_id in session.execute(stmt):
-        seen = first_seen if isinstance(first_seen, datetime) else datetime.fromisoformat(str(first_seen))
-        if seen.tzinfo is None:
-            seen = seen.replace(tzinfo=UTC)
-        points.append(ModelPoint(serial, seen, bool(pending), int(listing_id)))
-    return points
