@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import Appearance, Flag, Instrument, Listing, RegisterEntry, Source
-from pipeline.rules import Rules
+
+if TYPE_CHECKING:
+    from pipeline.rules import Rules
 
 
 def _start(day: date) -> datetime:
@@ -39,43 +42,59 @@ class NewSerial:
         return data
 
 
-def new_serials(session: Session, since: date, until: date | None = None) -> list[NewSerial]:
-    """Serials first sighted in [since, until] (inclusive dates), counted, not in the register, none pending.
+def new_serials_statement(since: date, until: date | None = None) -> Any:
+    """The export's one query: each instrument's first counted appearance (with its listing) when it falls in
+    [since, until] and the serial is neither registered nor awaiting review.
 
-    "First sighted" is the earliest counted appearance of the instrument; a serial seen before `since` is not
-    new even if it reappears later. Sorted by model, then serial.
+    A window function numbers each instrument's counted appearances by (seen_at, id), so the first one comes
+    with its listing's URL and source in the same statement, whatever the number of serials.
     """
-    first = (
-        select(Appearance.instrument_id, func.min(Appearance.seen_at).label("first_seen"))
+    ranked = (
+        select(
+            Appearance.instrument_id,
+            Appearance.listing_id,
+            Appearance.seen_at,
+            func.row_number()
+            .over(partition_by=Appearance.instrument_id, order_by=(Appearance.seen_at, Appearance.id))
+            .label("rank"),
+        )
         .where(Appearance.status == "counted")
-        .group_by(Appearance.instrument_id)
         .subquery()
     )
     pending = exists().where(Appearance.instrument_id == Instrument.id, Appearance.status == "pending")
     registered = exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial)
     stmt = (
-        select(Instrument.id, Instrument.model, Instrument.serial, first.c.first_seen)
-        .join(first, first.c.instrument_id == Instrument.id)
-        .where(first.c.first_seen >= _start(since), ~pending, ~registered)
+        select(Instrument.model, Instrument.serial, ranked.c.seen_at, Listing.url, Source.name)
+        .select_from(ranked)
+        .join(Instrument, Instrument.id == ranked.c.instrument_id)
+        .join(Listing, Listing.id == ranked.c.listing_id)
+        .join(Source, Source.id == Listing.source_id)
+        .where(ranked.c.rank == 1, ranked.c.seen_at >= _start(since), ~pending, ~registered)
     )
     if until is not None:
-        stmt = stmt.where(first.c.first_seen < _start(until + timedelta(days=1)))
-    rows = session.execute(stmt).all()
-    result: list[NewSerial] = []
-    for instrument_id, model, serial, first_seen in rows:
-        # Per instrument: a second unit of a serial links to its own first sighting.
-        link = session.execute(
-            select(Listing.url, Source.name)
-            .join(Appearance, Appearance.listing_id == Listing.id)
-            .join(Source, Source.id == Listing.source_id)
-            .where(Appearance.instrument_id == instrument_id, Appearance.status == "counted")
-            .order_by(Appearance.seen_at, Appearance.id)
-            .limit(1)
-        ).one()
-        seen = first_seen if isinstance(first_seen, datetime) else datetime.fromisoformat(str(first_seen))
-        result.append(NewSerial(model, serial, seen, link.url, link.name))
+        stmt = stmt.where(ranked.c.seen_at < _start(until + timedelta(days=1)))
+    return stmt
+
+
+def new_serials(session: Session, since: date, until: date | None = None) -> list[NewSerial]:
+    """Serials first sighted in [since, until] (inclusive dates), counted, not in the register, none pending.
+
+    "First sighted" is the earliest counted appearance of the instrument; a serial seen before `since` is not
+    new even if it reappears later; a second unit of a serial links to its own first sighting. One query,
+    whatever the number of serials. Sorted by model, then serial.
+    """
+    result = [
+        NewSerial(model, serial, _aware(first_seen), url, source)
+        for model, serial, first_seen, url, source in session.execute(new_serials_statement(since, until))
+    ]
     result.sort(key=lambda r: (r.model.casefold(), len(r.serial), r.serial))
     return result
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A timestamp read through a subquery as an aware UTC datetime (SQLite may hand back its text)."""
+    seen = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return seen.replace(tzinfo=UTC) if seen.tzinfo is None else seen
 
 
 def new_serials_markdown(rows: list[NewSerial], rules: Rules | None = None) -> str:
@@ -115,16 +134,32 @@ class QueueItem:
         return data
 
 
-def review_queue(
-    session: Session, *, code: str | None = None, model: str | None = None, source: str | None = None
-) -> list[QueueItem]:
-    """Open flags, newest first, with what the reviewer needs to decide.
+QUEUE_CHUNK = 1000  # rows fetched at a time while the queue streams: memory stays flat at any queue length
 
+
+def review_queue_statement(
+    *, code: str | None = None, model: str | None = None, source: str | None = None, after: int | None = None
+) -> Any:
+    """Open flags, newest first (created_at, then id), as one statement; `after` is keyset paging.
+
+    `after` is a flag id: the rows that come after it in this order (the next page after a page that ended
+    with that flag), found through the (status, created_at) index instead of counting past an OFFSET.
     `model` is a canonical model name and matches the model the flag is about (its instrument's), never the
     other models a serial happens to fit (a flag's `models` detail): those are suggestions, not its model.
     """
     stmt = (
-        select(Flag, Instrument.model, Instrument.serial, Source.name, Listing.title, Listing.url)
+        select(
+            Flag.id,
+            Flag.created_at,
+            Flag.code,
+            Flag.details,
+            Flag.appearance_id,
+            Instrument.model,
+            Instrument.serial,
+            Source.name,
+            Listing.title,
+            Listing.url,
+        )
         .join(Listing, Listing.id == Flag.listing_id)
         .join(Source, Source.id == Listing.source_id)
         .outerjoin(Appearance, Appearance.id == Flag.appearance_id)
@@ -132,30 +167,63 @@ def review_queue(
         .where(Flag.status == "open")
         .order_by(Flag.created_at.desc(), Flag.id.desc())
     )
+    if after is not None:
+        mark = select(Flag.created_at).where(Flag.id == after).scalar_subquery()
+        stmt = stmt.where(Flag.created_at <= mark, or_(Flag.created_at < mark, Flag.id < after))
     if code:
         stmt = stmt.where(Flag.code == code)
     if source:
         stmt = stmt.where(Source.name == source)
     if model:
         stmt = stmt.where(Instrument.model == model)
-    items = []
-    for flag, inst_model, serial, source_name, title, url in session.execute(stmt):
-        items.append(
-            QueueItem(
-                flag.id,
-                flag.created_at,
-                flag.code,
-                str(flag.details.get("message", "")),
-                tuple(flag.details.get("suggestions") or ()),
-                inst_model,
-                serial,
-                flag.appearance_id,
-                source_name,
-                title,
-                url,
-            )
-        )
-    return items
+    return stmt
+
+
+def iter_review_queue(
+    session: Session,
+    *,
+    code: str | None = None,
+    model: str | None = None,
+    source: str | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+    chunk: int = QUEUE_CHUNK,
+) -> Iterator[list[QueueItem]]:
+    """The review queue in lists of at most `chunk` items, read from one query as they are wanted.
+
+    Memory holds one chunk, not the queue (rows are streamed: SQLite steps its cursor, PostgreSQL uses a
+    server-side cursor); `limit` caps the rows read, in the query itself.
+    """
+    stmt = review_queue_statement(code=code, model=model, source=source, after=after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = session.execute(stmt.execution_options(yield_per=chunk))
+    for rows in result.partitions():
+        yield [_queue_item(row) for row in rows]
+
+
+def _queue_item(row: Any) -> QueueItem:
+    flag_id, created_at, code, details, appearance_id, model, serial, source, title, url = row
+    return QueueItem(
+        flag_id,
+        created_at,
+        code,
+        str(details.get("message", "")),
+        tuple(details.get("suggestions") or ()),
+        model,
+        serial,
+        appearance_id,
+        source,
+        title,
+        url,
+    )
+
+
+def review_queue(
+    session: Session, *, code: str | None = None, model: str | None = None, source: str | None = None
+) -> list[QueueItem]:
+    """Every open flag, newest first, with what the reviewer needs to decide (see `review_queue_statement`)."""
+    return [item for part in iter_review_queue(session, code=code, model=model, source=source) for item in part]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -62,6 +62,11 @@ def write_json(rows: Sequence[dict[str, Any]]) -> None:
     typer.echo(json.dumps(list(rows), ensure_ascii=False, indent=2, default=str))
 
 
+def _json_item(row: dict[str, Any]) -> str:
+    """One element of an indented JSON array, as `json.dumps(rows, indent=2)` would print it."""
+    return "\n".join("  " + line for line in json.dumps(row, ensure_ascii=False, indent=2, default=str).splitlines())
+
+
 def nothing_found(title: str | None, store: str | None) -> None:
     """One line instead of an empty table."""
     where = f" in {store}" if store else ""
@@ -90,3 +95,46 @@ def emit(
         for row in rows:
             table.add_row(*(cell(row.get(c)) for c in columns))
         Console(width=200).print(table)
+
+
+def emit_pages(
+    pages: Iterable[Sequence[dict[str, Any]]],
+    fmt: str,
+    columns: Sequence[str],
+    title: str | None = None,
+    store: str | None = None,
+) -> int:
+    """Print rows page by page as they arrive, holding one page at a time; return how many were printed.
+
+    The output is the same as `emit` of all the rows would print, except that a table is one Rich table per
+    page (the title says "continued" from the second on): json is still one array, csv has one header row.
+    """
+    printed = 0
+    console = Console(width=200)
+    if fmt == "csv":
+        write_csv([], columns)
+    for page in pages:
+        if not page:
+            continue
+        if fmt == "json":
+            items = ",\n".join(_json_item(row) for row in page)
+            typer.echo(("[\n" if printed == 0 else ",\n") + items, nl=False)
+        elif fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerows([cell(row.get(c)) for c in columns] for row in page)
+            typer.echo(buffer.getvalue(), nl=False)
+        else:
+            shown = title if printed == 0 else f"{title or ''} (continued, from row {printed + 1})".strip()
+            table = titled_table(shown, store)
+            for column in columns:
+                table.add_column(column)
+            for row in page:
+                table.add_row(*(cell(row.get(c)) for c in columns))
+            console.print(table)
+        printed += len(page)
+    if fmt == "json":
+        typer.echo("\n]" if printed else "[]")
+    elif fmt != "csv" and printed == 0:
+        nothing_found(title, store)
+    return printed
