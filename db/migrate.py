@@ -80,23 +80,28 @@ def known_revisions() -> frozenset[str]:
 
 @cache
 def head_revision() -> str | None:
-    """The newest revision id, read from the scripts as text: the one revision no script revises.
+    """The newest revision id, read from the scripts as text (cheap: no Alembic, no script imported).
 
-    Alembic's answer (`script_head`) needs every script imported; when the text does not give exactly one
-    head (a merge written in a way this does not read), that answer is used instead.
+    Should the text not tell (a merge written in a way `head_in` does not read), Alembic's answer is used.
     """
+    return head_in(VERSIONS_DIR) or script_head()
+
+
+def head_in(versions: Path) -> str | None:
+    """The one revision in `versions` that no script revises, from their `revision`/`down_revision` lines;
+    None when the text does not give exactly one."""
     revisions: set[str] = set()
     revised: set[str] = set()
-    for script in VERSIONS_DIR.glob("*.py"):
+    for script in versions.glob("*.py"):
         source = script.read_text(encoding="utf-8")
         found = _REVISION_LINE.search(source)
         if found is None:
-            return script_head()
+            return None
         revisions.update(_QUOTED.findall(found[1]))
         for down in _DOWN_REVISION_LINE.findall(source):
             revised.update(_QUOTED.findall(down))
     heads = revisions - revised
-    return next(iter(heads)) if len(heads) == 1 else script_head()
+    return next(iter(heads)) if len(heads) == 1 else None
 
 
 def _stored_revision(connection: Connection) -> str | None:
