@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import Appearance, Flag, Instrument, Listing, RegisterEntry, Source
@@ -46,33 +46,37 @@ def new_serials_statement(since: date, until: date | None = None) -> Any:
     """The export's one query: each instrument's first counted appearance (with its listing) when it falls in
     [since, until] and the serial is neither registered nor awaiting review.
 
-    A window function numbers each instrument's counted appearances by (seen_at, id), so the first one comes
-    with its listing's URL and source in the same statement, whatever the number of serials.
+    Instruments with a pending appearance are found by one pass over the appearances (NOT IN: a set built
+    once, not a look-up per instrument); for each remaining one the first counted appearance is looked up
+    through the (instrument_id, seen_at) index, ties broken by id, and comes with its listing's URL and
+    source in the same statement, whatever the number of serials, without sorting every appearance.
     """
-    ranked = (
-        select(
-            Appearance.instrument_id,
-            Appearance.listing_id,
-            Appearance.seen_at,
-            func.row_number()
-            .over(partition_by=Appearance.instrument_id, order_by=(Appearance.seen_at, Appearance.id))
-            .label("rank"),
+    first = (
+        select(Appearance.id)
+        .where(Appearance.instrument_id == Instrument.id, Appearance.status == "counted")
+        .order_by(Appearance.seen_at, Appearance.id)
+        .limit(1)
+        .correlate(Instrument)
+        .scalar_subquery()
+    )
+    firsts = (
+        select(Instrument.model, Instrument.serial, first.label("appearance_id"))
+        .where(
+            Instrument.id.not_in(select(Appearance.instrument_id).where(Appearance.status == "pending")),
+            ~exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial),
         )
-        .where(Appearance.status == "counted")
         .subquery()
     )
-    pending = exists().where(Appearance.instrument_id == Instrument.id, Appearance.status == "pending")
-    registered = exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial)
     stmt = (
-        select(Instrument.model, Instrument.serial, ranked.c.seen_at, Listing.url, Source.name)
-        .select_from(ranked)
-        .join(Instrument, Instrument.id == ranked.c.instrument_id)
-        .join(Listing, Listing.id == ranked.c.listing_id)
+        select(firsts.c.model, firsts.c.serial, Appearance.seen_at, Listing.url, Source.name)
+        .select_from(firsts)
+        .join(Appearance, Appearance.id == firsts.c.appearance_id)
+        .join(Listing, Listing.id == Appearance.listing_id)
         .join(Source, Source.id == Listing.source_id)
-        .where(ranked.c.rank == 1, ranked.c.seen_at >= _start(since), ~pending, ~registered)
+        .where(Appearance.seen_at >= _start(since))
     )
     if until is not None:
-        stmt = stmt.where(ranked.c.seen_at < _start(until + timedelta(days=1)))
+        stmt = stmt.where(Appearance.seen_at < _start(until + timedelta(days=1)))
     return stmt
 
 
