@@ -18,6 +18,16 @@ from sqlalchemy.orm import Session
 
 from db.models import Appearance, Flag, Instrument, Listing, RegisterEntry, Source
 
+# The statements of the read commands name the tables' columns, not the mapped classes: a statement that names a
+# mapped class makes SQLAlchemy configure every mapper of the schema first (a tenth of a read command's
+# start-up), and these rows are plain tuples anyway.
+APPEARANCES = Appearance.__table__
+FLAGS = Flag.__table__
+INSTRUMENTS = Instrument.__table__
+LISTINGS = Listing.__table__
+REGISTER_ENTRIES = RegisterEntry.__table__
+SOURCES = Source.__table__
+
 if TYPE_CHECKING:
     from pipeline.rules import Rules
 
@@ -52,31 +62,32 @@ def new_serials_statement(since: date, until: date | None = None) -> Any:
     source in the same statement, whatever the number of serials, without sorting every appearance.
     """
     first = (
-        select(Appearance.id)
-        .where(Appearance.instrument_id == Instrument.id, Appearance.status == "counted")
-        .order_by(Appearance.seen_at, Appearance.id)
+        select(APPEARANCES.c.id)
+        .where(APPEARANCES.c.instrument_id == INSTRUMENTS.c.id, APPEARANCES.c.status == "counted")
+        .order_by(APPEARANCES.c.seen_at, APPEARANCES.c.id)
         .limit(1)
-        .correlate(Instrument)
+        .correlate(INSTRUMENTS)
         .scalar_subquery()
     )
+    pending = select(APPEARANCES.c.instrument_id).where(APPEARANCES.c.status == "pending")
+    registered = exists().where(
+        REGISTER_ENTRIES.c.model == INSTRUMENTS.c.model, REGISTER_ENTRIES.c.serial == INSTRUMENTS.c.serial
+    )
     firsts = (
-        select(Instrument.model, Instrument.serial, first.label("appearance_id"))
-        .where(
-            Instrument.id.not_in(select(Appearance.instrument_id).where(Appearance.status == "pending")),
-            ~exists().where(RegisterEntry.model == Instrument.model, RegisterEntry.serial == Instrument.serial),
-        )
+        select(INSTRUMENTS.c.model, INSTRUMENTS.c.serial, first.label("appearance_id"))
+        .where(INSTRUMENTS.c.id.not_in(pending), ~registered)
         .subquery()
     )
     stmt = (
-        select(firsts.c.model, firsts.c.serial, Appearance.seen_at, Listing.url, Source.name)
+        select(firsts.c.model, firsts.c.serial, APPEARANCES.c.seen_at, LISTINGS.c.url, SOURCES.c.name)
         .select_from(firsts)
-        .join(Appearance, Appearance.id == firsts.c.appearance_id)
-        .join(Listing, Listing.id == Appearance.listing_id)
-        .join(Source, Source.id == Listing.source_id)
-        .where(Appearance.seen_at >= _start(since))
+        .join(APPEARANCES, APPEARANCES.c.id == firsts.c.appearance_id)
+        .join(LISTINGS, LISTINGS.c.id == APPEARANCES.c.listing_id)
+        .join(SOURCES, SOURCES.c.id == LISTINGS.c.source_id)
+        .where(APPEARANCES.c.seen_at >= _start(since))
     )
     if until is not None:
-        stmt = stmt.where(Appearance.seen_at < _start(until + timedelta(days=1)))
+        stmt = stmt.where(APPEARANCES.c.seen_at < _start(until + timedelta(days=1)))
     return stmt
 
 
@@ -153,34 +164,39 @@ def review_queue_statement(
     """
     stmt = (
         select(
-            Flag.id,
-            Flag.created_at,
-            Flag.code,
-            Flag.details,
-            Flag.appearance_id,
-            Instrument.model,
-            Instrument.serial,
-            Source.name,
-            Listing.title,
-            Listing.url,
+            FLAGS.c.id,
+            FLAGS.c.created_at,
+            FLAGS.c.code,
+            FLAGS.c.details,
+            FLAGS.c.appearance_id,
+            INSTRUMENTS.c.model,
+            INSTRUMENTS.c.serial,
+            SOURCES.c.name,
+            LISTINGS.c.title,
+            LISTINGS.c.url,
         )
-        .join(Listing, Listing.id == Flag.listing_id)
-        .join(Source, Source.id == Listing.source_id)
-        .outerjoin(Appearance, Appearance.id == Flag.appearance_id)
-        .outerjoin(Instrument, Instrument.id == Appearance.instrument_id)
-        .where(Flag.status == "open")
-        .order_by(Flag.created_at.desc(), Flag.id.desc())
+        .join(LISTINGS, LISTINGS.c.id == FLAGS.c.listing_id)
+        .join(SOURCES, SOURCES.c.id == LISTINGS.c.source_id)
+        .outerjoin(APPEARANCES, APPEARANCES.c.id == FLAGS.c.appearance_id)
+        .outerjoin(INSTRUMENTS, INSTRUMENTS.c.id == APPEARANCES.c.instrument_id)
+        .where(FLAGS.c.status == "open")
+        .order_by(FLAGS.c.created_at.desc(), FLAGS.c.id.desc())
     )
     if after is not None:
-        mark = select(Flag.created_at).where(Flag.id == after).scalar_subquery()
-        stmt = stmt.where(Flag.created_at <= mark, or_(Flag.created_at < mark, Flag.id < after))
+        mark = select(FLAGS.c.created_at).where(FLAGS.c.id == after).scalar_subquery()
+        stmt = stmt.where(FLAGS.c.created_at <= mark, or_(FLAGS.c.created_at < mark, FLAGS.c.id < after))
     if code:
-        stmt = stmt.where(Flag.code == code)
+        stmt = stmt.where(FLAGS.c.code == code)
     if source:
-        stmt = stmt.where(Source.name == source)
+        stmt = stmt.where(SOURCES.c.name == source)
     if model:
-        stmt = stmt.where(Instrument.model == model)
+        stmt = stmt.where(INSTRUMENTS.c.model == model)
     return stmt
+
+
+def flag_exists(session: Session, flag_id: int) -> bool:
+    """Whether a flag of this id exists (open or decided): where `--after` may start."""
+    return session.execute(select(FLAGS.c.id).where(FLAGS.c.id == flag_id)).first() is not None
 
 
 def iter_review_queue(
@@ -256,29 +272,29 @@ def history_statement(serial: str, model: str | None = None) -> Any:
     """The history query on its own, so a test can EXPLAIN it."""
     stmt = (
         select(
-            Appearance.id,
-            Appearance.seen_at,
-            Instrument.model,
-            Instrument.serial,
-            Appearance.kind,
-            Appearance.status,
-            Source.name,
-            Listing.seller,
-            Listing.title,
-            Listing.url,
-            Listing.price,
-            Listing.currency,
-            Instrument.unit,
+            APPEARANCES.c.id,
+            APPEARANCES.c.seen_at,
+            INSTRUMENTS.c.model,
+            INSTRUMENTS.c.serial,
+            APPEARANCES.c.kind,
+            APPEARANCES.c.status,
+            SOURCES.c.name,
+            LISTINGS.c.seller,
+            LISTINGS.c.title,
+            LISTINGS.c.url,
+            LISTINGS.c.price,
+            LISTINGS.c.currency,
+            INSTRUMENTS.c.unit,
         )
-        .select_from(Instrument)
-        .join(Appearance, Appearance.instrument_id == Instrument.id)
-        .join(Listing, Listing.id == Appearance.listing_id)
-        .join(Source, Source.id == Listing.source_id)
-        .where(Instrument.serial == serial)
-        .order_by(Appearance.seen_at, Appearance.id)
+        .select_from(INSTRUMENTS)
+        .join(APPEARANCES, APPEARANCES.c.instrument_id == INSTRUMENTS.c.id)
+        .join(LISTINGS, LISTINGS.c.id == APPEARANCES.c.listing_id)
+        .join(SOURCES, SOURCES.c.id == LISTINGS.c.source_id)
+        .where(INSTRUMENTS.c.serial == serial)
+        .order_by(APPEARANCES.c.seen_at, APPEARANCES.c.id)
     )
     if model:
-        stmt = stmt.where(Instrument.model == model)
+        stmt = stmt.where(INSTRUMENTS.c.model == model)
     return stmt
 
 

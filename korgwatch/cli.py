@@ -6,7 +6,6 @@ Scrapy, Twisted, Alembic or Starlette: `COMMAND_MODULES` names, for each command
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -57,6 +56,8 @@ app = typer.Typer(
 
 
 def korgwatch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # here: only --version needs it
+
     try:
         return version("korgwatch")
     except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed

@@ -22,10 +22,19 @@ COMMANDS_PACKAGE = "korgwatch.commands"
 
 
 def load_command(name: str, modules: tuple[str, ...]) -> click.Command:
-    """Import `modules` (in order), register each on a fresh app, and return the command called `name`."""
+    """Import `modules` (in order), register each on a fresh app, and return the command called `name`.
+
+    Only that command is built: the module's other commands are left out before Typer turns them into Click's.
+    """
     app = typer.Typer()
     for module_name in modules:
         importlib.import_module(f"{COMMANDS_PACKAGE}.{module_name}").register(app)
+    app.registered_commands = [
+        info
+        for info in app.registered_commands
+        if (info.name or typer.main.get_command_name(getattr(info.callback, "__name__", ""))) == name
+    ]
+    app.registered_groups = [info for info in app.registered_groups if info.name in (None, name)]
     command = typer.main.get_group(app).commands.get(name)
     if command is None:
         raise LookupError(f"{', '.join(modules)} define no command {name!r}")

@@ -19,7 +19,6 @@ import typer
 
 from db import queries
 from db.engine import read_scope
-from db.models import Flag
 from korgwatch.commands.common import ConfigOption, checked, fail, reading, rules_of
 from korgwatch.output import Format, FormatOption, emit, emit_pages, nothing_found
 from korgwatch.store import DbOption
@@ -93,7 +92,7 @@ def queue(
     cap = None if every else (limit or QUEUE_LIMIT)
     columns = ["flag_id", "created_at", "code", "model", "serial", "message", "suggestions", "source", "url"]
     with reading(db) as (engine, store), read_scope(engine) as session:
-        if after is not None and session.get(Flag, after) is None:
+        if after is not None and not queries.flag_exists(session, after):
             raise fail(f"--after: no flag {after} in {store.shown}", 2)
         chunk = TABLE_PAGE if fmt == Format.table else queries.QUEUE_CHUNK
         pages = FirstRows(
