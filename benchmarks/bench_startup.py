@@ -65,40 +65,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
     parser.add_argument("--code", type=Path, default=REPO, help="the korgwatch checkout to run (default: this one)")
+    parser.add_argument("--before", type=Path, help="another checkout to run beside it, interleaved (before/after)")
     args = parser.parse_args()
-    code = args.code.resolve()
-    env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
+    checkouts = {"": args.code.resolve()}
+    if args.before:
+        checkouts = {"before: ": args.before.resolve(), "after: ": args.code.resolve()}
+    envs = {label: {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"} for label, code in checkouts.items()}
 
     with tempfile.TemporaryDirectory() as folder:
-        store = str(small_store(Path(folder), env, code))
+        last = list(checkouts)[-1]
+        store = str(small_store(Path(folder), envs[last], checkouts[last]))
         korgwatch = ["-m", "korgwatch.cli"]
-        subjects = {
+        commands = {
             "korgwatch queue --help": [*korgwatch, "queue", "--help"],
             "korgwatch queue": [*korgwatch, "queue", "--db", store],
             "korgwatch history 730144": [*korgwatch, "history", "730144", "--db", store],
             "korgwatch db upgrade (current)": [*korgwatch, "db", "upgrade", "--db", store],
         }
         bare = Series()
-        series = {name: Series() for name in subjects}
+        series = {(label, name): Series() for name in commands for label in checkouts}
         for _ in range(args.runs):
             bare.add(run([sys.executable, "-c", "pass"]))
-            for name, argv in subjects.items():
-                series[name].add(run([sys.executable, *argv], env=env, cwd=code))
-        total, top = top_importers(subjects["korgwatch queue"], env, code)
-        heavy = heavy_modules(subjects["korgwatch queue"], env, code)
+            for name, argv in commands.items():
+                for label, code in checkouts.items():
+                    series[label, name].add(run([sys.executable, *argv], env=envs[label], cwd=code))
+        importers = {
+            label: (*top_importers(commands["korgwatch queue"], envs[label], code),
+                    heavy_modules(commands["korgwatch queue"], envs[label], code))
+            for label, code in checkouts.items()
+        }  # fmt: skip
 
-    print(f"code: {code}; {args.runs} runs each, interleaved; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'bare `python -c pass`':32} wall {seconds(bare.wall()):22} cpu {seconds(bare.cpu())}")
-    for name, one in series.items():
+    print(f"{', '.join(f'{label}{code}' for label, code in checkouts.items())}; {args.runs} runs each, interleaved; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'bare `python -c pass`':40} wall {seconds(bare.wall()):22} cpu {seconds(bare.cpu())}")
+    for (label, name), one in series.items():
         print(
-            f"{name:32} wall {seconds(one.wall()):22} cpu {seconds(one.cpu()):22} "
-            f"start-up over bare Python (median wall) {one.wall()[1] - bare.wall()[1]:.2f} s"
+            f"{label + name:40} wall {seconds(one.wall()):22} cpu {seconds(one.cpu()):22} "
+            f"over bare Python (median wall) {one.wall()[1] - bare.wall()[1]:.2f} s"
         )
-    print(f"`korgwatch queue` imports: {total / 1e6:.2f} s in all (-X importtime); heavy: {', '.join(heavy) or 'none'}")
-    for name, micros in top:
-        print(f"  {name:40} {micros / 1000:8.1f} ms  {micros / total:6.1%}")
-    queue = series["korgwatch queue"].wall()[1]
+    for label, (total, top, heavy) in importers.items():
+        print(f"{label}`korgwatch queue` imports {total / 1e6:.2f} s in all (-X importtime); "
+              f"heavy: {', '.join(heavy) or 'none'}")  # fmt: skip
+        for name, micros in top:
+            print(f"  {name:40} {micros / 1000:8.1f} ms  {micros / total:6.1%}")
+    queue = series[last, "korgwatch queue"].wall()[1]
     print(f"target: `korgwatch queue` start-up {queue:.2f} s median wall (< {TARGET_S} s: "
           f"{'met' if queue < TARGET_S else 'NOT met'})")  # fmt: skip
 

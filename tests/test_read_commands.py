@@ -153,8 +153,9 @@ def test_queue_all_as_csv_and_table_prints_every_row_once(
     grow(ingest, make_record, 0, 12)
     rows = list(csv.DictReader(io.StringIO(korgwatch("queue", "--all", "-f", "csv", "--db", db_url).stdout)))
     assert len(rows) == 12 and len({row["flag_id"] for row in rows}) == 12
-    table = korgwatch("queue", "--all", "--db", db_url).stdout
-    assert all(f" {row['flag_id']} " in table for row in rows)
+    lines = korgwatch("queue", "--all", "--db", db_url).stdout.splitlines()
+    assert lines[0].startswith("review queue — ") and lines[1].split()[:3] == ["flag_id", "created_at", "code"]
+    assert [line.split()[0] for line in lines[2:]] == [row["flag_id"] for row in rows]  # one aligned line each
 
 
 def test_queue_refuses_all_with_limit_and_an_unknown_after(

@@ -25,7 +25,6 @@ from korgwatch.store import DbOption
 from pipeline.results import FLAG_CODES
 
 QUEUE_LIMIT = 50  # flags `korgwatch queue` shows unless told otherwise
-TABLE_PAGE = 500  # rows per Rich table when `queue --all` streams a table
 
 
 class ExportFormat(StrEnum):
@@ -94,11 +93,10 @@ def queue(
     with reading(db) as (engine, store), read_scope(engine) as session:
         if after is not None and not queries.flag_exists(session, after):
             raise fail(f"--after: no flag {after} in {store.shown}", 2)
-        chunk = TABLE_PAGE if fmt == Format.table else queries.QUEUE_CHUNK
         pages = FirstRows(
             queries.iter_review_queue(
                 session, code=code, model=model, source=source, after=after,
-                limit=None if cap is None else cap + 1, chunk=chunk,
+                limit=None if cap is None else cap + 1,
             ),
             cap,
         )  # fmt: skip
@@ -108,6 +106,7 @@ def queue(
             columns,
             title="review queue",
             store=store.describe(),
+            lines=every,  # thousands of rows: aligned lines, not Rich tables (milliseconds a row)
         )
     if pages.more and pages.last is not None:
         typer.echo(
