@@ -61,6 +61,12 @@ csv.writer(sys.stdout).writerows(connection.execute(sys.argv[2]))
 """
 
 
+STATS_SQL = (  # what `stats` reads: the serials known per model (counted sightings and the register)
+    "SELECT DISTINCT i.model, i.serial FROM instruments i JOIN appearances a ON a.instrument_id = i.id "
+    "AND a.status = 'counted' UNION SELECT model, serial FROM register_entries"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
@@ -98,6 +104,7 @@ def commands(store: Path, since: date, with_all: bool) -> list[Command]:
         ),
         Command(f"history {serial}", ("history", serial), literal(queries.history_statement(serial))),
         Command("db upgrade (current store)", ("db", "upgrade"), "SELECT version_num FROM alembic_version"),
+        Command("stats", ("stats",), STATS_SQL),
     ]
     if with_all:
         every = literal(queries.review_queue_statement())
@@ -112,6 +119,7 @@ def main() -> None:
     parser.add_argument("--since", type=date.fromisoformat, default=date(2020, 1, 1), help="export's --since")
     parser.add_argument("--code", type=Path, default=REPO, help="the korgwatch checkout to run (default: this one)")
     parser.add_argument("--no-all", action="store_true", help="leave out `queue --all` (older code has none)")
+    parser.add_argument("--no-count", action="store_true", help="do not count queries (one more run of each)")
     args = parser.parse_args()
 
     store = big_store(args.n)
@@ -136,8 +144,8 @@ def main() -> None:
             rows[command.name] = done.output.count(b"\n")
             baselines[command.name].add(run([sys.executable, "-c", RAW, str(store), command.sql]))
 
-    counted: dict[str, str] = {}
-    for command in chosen:
+    counted: dict[str, str] = {c.name: "-" for c in chosen}
+    for command in [] if args.no_count else chosen:
         out = Path(f"/tmp/bench-read-queries-{os.getpid()}")
         run([sys.executable, "-c", COUNTER, str(out), *command.args, "--db", str(store)], cwd=code, env=env)
         counted[command.name] = out.read_text() if out.exists() else "?"
@@ -148,7 +156,7 @@ def main() -> None:
     for command in chosen:
         mine, raw = subjects[command.name], baselines[command.name]
         print(
-            f"{command.name:34} {seconds(mine.wall()):22} cpu {mine.cpu()[1]:.2f} s  {mine.rss():5.0f} MB  "
+            f"{command.name:38} {seconds(mine.wall()):22} cpu {mine.cpu()[1]:.2f} s  {mine.rss():5.0f} MB  "
             f"{counted[command.name]:>2} queries  {rows[command.name]:>7} lines"
             f" | raw {seconds(raw.wall()):22} {raw.rss():4.0f} MB"
             f" | ×{mine.wall()[1] / raw.wall()[1]:.1f}"
