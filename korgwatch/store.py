@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-import yaml
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,6 +63,8 @@ def configured_db(schedule_path: Path | None = None) -> str | None:
 
     Only this key is read here, so that a command that does not schedule is not stopped by the rest of the file.
     """
+    import yaml  # here, not at the top: a command given --db or KORGWATCH_DB never reads the file
+
     path = schedule_path or default_schedule_path()
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

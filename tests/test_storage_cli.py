@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from korgwatch.commands import storage
+from korgwatch.commands import database, reports, storage
 
 SMALL = Path(__file__).parent / "fixtures" / "storage" / "register_small.csv"
 
@@ -19,7 +19,8 @@ SMALL = Path(__file__).parent / "fixtures" / "storage" / "register_small.csv"
 @pytest.fixture
 def app() -> typer.Typer:
     main = typer.Typer()
-    storage.register(main)
+    for commands in (storage, reports, database):
+        commands.register(main)
     return main
 
 
