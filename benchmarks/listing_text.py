@@ -214,6 +214,7 @@ def generate(n: int, seed: int = 7, with_body: bool = True) -> list[Listing]:
     """n listings, each a title naming a model and (mostly) a serial, and a body of varied sentences in the
     title's language; `with_body=False` gives titles only, as eBay's search summaries are."""
     rng = random.Random(seed)
+    body_rng = random.Random(seed + 1)  # its own stream: the titles are the same with bodies or without
     corpus = corpus_sentences()
     languages, weights = list(LANGUAGES), list(LANGUAGES.values())
     listings = []
@@ -224,7 +225,7 @@ def generate(n: int, seed: int = 7, with_body: bool = True) -> list[Listing]:
         title = rng.choice(TITLE_TEMPLATES[language]).format(m=model, s=serial, c=rng.choice(TITLE_CUES))
         body = ""
         if with_body:
-            body = _body(rng, corpus[language], STOCK_SENTENCES[language], BODY_SERIAL_SENTENCES[language], serial,
+            body = _body(body_rng, corpus[language], STOCK_SENTENCES[language], BODY_SERIAL_SENTENCES[language], serial,
                          prefixes)
         listings.append(Listing(title, body))
     return listings
