@@ -38,7 +38,7 @@ MAX_BODY = 64 * 1024
 
 
 def _normalised(text: str) -> tuple[str, list[int] | None]:
-    # Plain ASCII without a tab is its own normal form (see normalise._needs_work): no call, no span map.
+    # Plain ASCII without a tab is its own normal form (see normalise.normalise_with_map): no call, no span map.
     if text.isascii() and "\t" not in text:
         return text, None
     return normalise_with_map(text)

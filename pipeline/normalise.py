@@ -23,12 +23,6 @@ _TRANSLATION = {
 _NEEDS_TRANSLATION = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSLATION) + "]")
 
 
-def _needs_work(text: str) -> bool:
-    return (not text.isascii() and (
-        not unicodedata.is_normalized("NFKC", text) or _NEEDS_TRANSLATION.search(text) is not None
-    )) or "\t" in text
-
-
 _REPLACEMENTS = {chr(c): to for c, to in _TRANSLATION.items()}
 _DELETED = re.compile("[" + "".join(re.escape(chr(c)) for c, to in _TRANSLATION.items() if to == "") + "]")
 _SMALL_PIECE = 16  # a piece this short that is not normal is worked character by character
@@ -98,10 +92,12 @@ def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
     piece of the result is what NFKC and the translation give its cluster alone, as if the text were worked
     cluster by cluster.
     """
-    if not _needs_work(text):
-        return text, None
-    if unicodedata.is_normalized("NFKC", text) and _DELETED.search(text) is None:
-        return _translate(text), None
+    if text.isascii():  # its own NFKC: only a tab (and, with it, a backquote) is replaced
+        return (_translate(text), None) if "\t" in text else (text, None)
+    if unicodedata.is_normalized("NFKC", text):
+        translated = _translate(text)  # the text itself when there is nothing to replace
+        if len(translated) == len(text):
+            return translated, None
     parts: list[str] = []
     origin: list[int] = []
     _normalise_piece(text, 0, len(text), parts, origin)

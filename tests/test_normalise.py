@@ -79,7 +79,7 @@ def _cluster_by_cluster(text: str) -> tuple[str, list[int], list[int]]:
     """
     import unicodedata
 
-    from pipeline.normalise import _TRANSLATION, _needs_work
+    from pipeline.normalise import _TRANSLATION
 
     clusters: list[tuple[int, str]] = []
     for index, char in enumerate(text):
@@ -88,7 +88,7 @@ def _cluster_by_cluster(text: str) -> tuple[str, list[int], list[int]]:
         else:
             clusters.append((index, char))
     starts = [start for start, _ in clusters]
-    if not _needs_work(text):
+    if text.isascii() and "\t" not in text:
         return text, [starts[bisect_right(starts, i) - 1] for i in range(len(text))], starts
     parts: list[str] = []
     origin: list[int] = []
