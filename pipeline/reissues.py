@@ -34,6 +34,8 @@ _OWN_PRODUCTS = frozenset({"reissue", "later product"})  # not another make's ("
 
 
 _NOT_KEY = re.compile(r"[^a-z0-9]")
+# The ASCII characters `alias_key` drops, for `str.translate`, which runs ASCII text far faster than `re.sub`.
+_ASCII_SEPARATORS = {c: None for c in range(128) if _ALIAS_SEPARATORS.fullmatch(chr(c))}
 
 
 def _key(name: str) -> str:
@@ -79,7 +81,7 @@ def _may_name_one_of(body: str, lowered: str, keys: tuple[str, ...]) -> bool:
     """Whether the body may name one of the exclusions: a match of an alias, as `alias_key` gives it, stands in
     the body's `alias_key` ("the MS-20 Mini" holds "ms20mini"). A cheap test that spares the alias scan of a body
     that names none, most of them."""
-    keyed = _ALIAS_SEPARATORS.sub("", lowered) if body.isascii() else _ALIAS_SEPARATORS.sub("", body).casefold()
+    keyed = lowered.translate(_ASCII_SEPARATORS) if body.isascii() else _ALIAS_SEPARATORS.sub("", body).casefold()
     return any(key in keyed for key in keys)
 
 
