@@ -6,6 +6,7 @@ model letters arrive as look-alike maths symbols (∆ for Δ). Matching runs on 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -25,7 +26,6 @@ _NEEDS_TRANSLATION = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSL
 
 _REPLACEMENTS = {chr(c): to for c, to in _TRANSLATION.items()}
 _DELETED = re.compile("[" + "".join(re.escape(chr(c)) for c, to in _TRANSLATION.items() if to == "") + "]")
-_SMALL_PIECE = 16  # a piece this short that is not normal is worked character by character
 
 
 def _clusters(text: str, offset: int = 0) -> list[tuple[int, str]]:
@@ -68,20 +68,27 @@ def _normalise_clusters(text: str, start: int, end: int, parts: list[str], origi
         origin.extend([at] * len(piece))
 
 
-def _normalise_piece(text: str, start: int, end: int, parts: list[str], origin: list[int]) -> None:
-    """Halve the text (at cluster starts) until each piece is in NFKC or small: seller text is mostly normal
-    already (curly quotes, accents, kana), so only the few characters NFKC changes are worked one by one."""
-    if unicodedata.is_normalized("NFKC", text[start:end]):
-        _translate_normal(text, start, end, parts, origin)
-        return
-    middle = (start + end) // 2
-    while middle < end and unicodedata.combining(text[middle]):
-        middle += 1
-    if end - start <= _SMALL_PIECE or middle >= end:
-        _normalise_clusters(text, start, end, parts, origin)
-        return
-    _normalise_piece(text, start, middle, parts, origin)
-    _normalise_piece(text, middle, end, parts, origin)
+# Where to look for characters NFKC changes: no later plane has a compatibility form or a combining mark (checked
+# against the whole of Unicode by tests/test_normalise.py).
+_LAST_CHANGING = 0x2FFFF
+
+
+@functools.cache
+def _changing_runs() -> re.Pattern[str]:
+    """Runs of the characters NFKC may change on their own or with their neighbours: those it maps to something
+    else, and the combining marks. Built once, on the first text that needs it, from this Python's Unicode
+    database (a tenth of a second): plain and already-normal text never pays for it."""
+    normalize, combining, decomposition = unicodedata.normalize, unicodedata.combining, unicodedata.decomposition
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x80, _LAST_CHANGING + 1):
+        char = chr(code)
+        if combining(char) or (decomposition(char) and normalize("NFKC", char) != char):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    spans = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[{spans}]+")
 
 
 def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
@@ -98,9 +105,20 @@ def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
         translated = _translate(text)  # the text itself when there is nothing to replace
         if len(translated) == len(text):
             return translated, None
+    # Only the runs of characters NFKC changes are worked cluster by cluster; the text between them is normal.
     parts: list[str] = []
     origin: list[int] = []
-    _normalise_piece(text, 0, len(text), parts, origin)
+    done = 0
+    for run in _changing_runs().finditer(text):
+        start, end = run.span()
+        if start > done and unicodedata.combining(text[start]):
+            start -= 1  # a combining mark composes with the base before it: work them as one cluster
+        if start > done:
+            _translate_normal(text, done, start, parts, origin)
+        _normalise_clusters(text, start, end, parts, origin)
+        done = end
+    if done < len(text):
+        _translate_normal(text, done, len(text), parts, origin)
     result = "".join(parts)
     if not unicodedata.is_normalized("NFKC", result):
         # A rare sequence composes only across clusters: normalise whole, keep the map approximate.
