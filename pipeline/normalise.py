@@ -6,7 +6,6 @@ model letters arrive as look-alike maths symbols (∆ for Δ). Matching runs on 
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
@@ -21,11 +20,13 @@ _TRANSLATION = {
     ord("\u2211"): "Σ",  # N-ARY SUMMATION
     ord("\u039b"): "Λ",
 }
-_NEEDS_TRANSLATION = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSLATION) + "]")
-
-
-_REPLACEMENTS = {chr(c): to for c, to in _TRANSLATION.items()}
-_DELETED = re.compile("[" + "".join(re.escape(chr(c)) for c, to in _TRANSLATION.items() if to == "") + "]")
+# The characters the translation replaces, each with its replacement. `str.translate` looks every character of the
+# text up in the table, and a regex class is read character by character: both take tens of microseconds per
+# kilobyte of text that is not ASCII. Looking for each of these few characters (`in`, at memory speed) and
+# replacing only those present takes one or two.
+_REPLACEMENTS = tuple((chr(c), to) for c, to in _TRANSLATION.items() if chr(c) != to)
+_DELETED = tuple(chr(c) for c, to in _TRANSLATION.items() if to == "")
+_SMALL_PIECE = 16  # a piece this short that is not normal is worked character by character
 
 
 def _clusters(text: str, offset: int = 0) -> list[tuple[int, str]]:
@@ -40,24 +41,36 @@ def _clusters(text: str, offset: int = 0) -> list[tuple[int, str]]:
     return clusters
 
 
-def _replacement(match: re.Match[str]) -> str:
-    return _REPLACEMENTS[match.group()]
+_Replacements = tuple[tuple[str, str], ...]
 
 
-def _translate(text: str) -> str:
-    """`text.translate(_TRANSLATION)`: a regex finds the few characters to replace, where `translate` would look
-    each character of the text up in the table (ten times slower on text that is not ASCII)."""
-    return _NEEDS_TRANSLATION.sub(_replacement, text)
+def _translate(text: str, replacements: _Replacements = _REPLACEMENTS) -> str:
+    """`text.translate(_TRANSLATION)`; the text itself when it holds none of the characters replaced.
+
+    `replacements`: those of `_REPLACEMENTS` whose characters a text holds, when a caller works it piece by piece.
+    """
+    for char, replacement in replacements:
+        if char in text:
+            text = text.replace(char, replacement)
+    return text
 
 
-def _translate_normal(text: str, start: int, end: int, parts: list[str], origin: list[int]) -> None:
+def _has_deleted(text: str) -> bool:
+    for char in _DELETED:  # noqa: SIM110 - a plain loop: any() over a generator costs a frame per call
+        if char in text:
+            return True
+    return False
+
+
+def _translate_normal(text: str, start: int, end: int, parts: list[str], origin: list[int],
+                      replacements: _Replacements) -> None:
     """A piece already in NFKC: only the translation table applies, which keeps or drops each character."""
     piece = text[start:end]
-    parts.append(_translate(piece))
-    if _DELETED.search(piece) is None:
+    parts.append(_translate(piece, replacements) if replacements else piece)
+    if not replacements or not _has_deleted(piece):
         origin.extend(range(start, end))
     else:
-        origin.extend([start + i for i, char in enumerate(piece) if _DELETED.match(char) is None])
+        origin.extend([start + i for i, char in enumerate(piece) if char not in _DELETED])
 
 
 def _normalise_clusters(text: str, start: int, end: int, parts: list[str], origin: list[int]) -> None:
@@ -68,27 +81,22 @@ def _normalise_clusters(text: str, start: int, end: int, parts: list[str], origi
         origin.extend([at] * len(piece))
 
 
-# Where to look for characters NFKC changes: no later plane has a compatibility form or a combining mark (checked
-# against the whole of Unicode by tests/test_normalise.py).
-_LAST_CHANGING = 0x2FFFF
-
-
-@functools.cache
-def _changing_runs() -> re.Pattern[str]:
-    """Runs of the characters NFKC may change on their own or with their neighbours: those it maps to something
-    else, and the combining marks. Built once, on the first text that needs it, from this Python's Unicode
-    database (a tenth of a second): plain and already-normal text never pays for it."""
-    normalize, combining, decomposition = unicodedata.normalize, unicodedata.combining, unicodedata.decomposition
-    ranges: list[tuple[int, int]] = []
-    for code in range(0x80, _LAST_CHANGING + 1):
-        char = chr(code)
-        if combining(char) or (decomposition(char) and normalize("NFKC", char) != char):
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1] = (ranges[-1][0], code)
-            else:
-                ranges.append((code, code))
-    spans = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    return re.compile(f"[{spans}]+")
+def _normalise_piece(text: str, start: int, end: int, parts: list[str], origin: list[int],
+                     replacements: _Replacements) -> None:
+    """Halve the text (at cluster starts) until each piece is in NFKC or small: seller text is mostly normal
+    already (curly quotes, accents, kana), so only the few characters NFKC changes are worked one by one. The
+    NFKC test is C code that reads text faster than any regex would find the characters it changes."""
+    if unicodedata.is_normalized("NFKC", text[start:end]):
+        _translate_normal(text, start, end, parts, origin, replacements)
+        return
+    middle = (start + end) // 2
+    while middle < end and unicodedata.combining(text[middle]):
+        middle += 1
+    if end - start <= _SMALL_PIECE or middle >= end:
+        _normalise_clusters(text, start, end, parts, origin)
+        return
+    _normalise_piece(text, start, middle, parts, origin, replacements)
+    _normalise_piece(text, middle, end, parts, origin, replacements)
 
 
 def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
@@ -105,20 +113,10 @@ def normalise_with_map(text: str) -> tuple[str, list[int] | None]:
         translated = _translate(text)  # the text itself when there is nothing to replace
         if len(translated) == len(text):
             return translated, None
-    # Only the runs of characters NFKC changes are worked cluster by cluster; the text between them is normal.
     parts: list[str] = []
     origin: list[int] = []
-    done = 0
-    for run in _changing_runs().finditer(text):
-        start, end = run.span()
-        if start > done and unicodedata.combining(text[start]):
-            start -= 1  # a combining mark composes with the base before it: work them as one cluster
-        if start > done:
-            _translate_normal(text, done, start, parts, origin)
-        _normalise_clusters(text, start, end, parts, origin)
-        done = end
-    if done < len(text):
-        _translate_normal(text, done, len(text), parts, origin)
+    replacements = tuple([pair for pair in _REPLACEMENTS if pair[0] in text])
+    _normalise_piece(text, 0, len(text), parts, origin, replacements)
     result = "".join(parts)
     if not unicodedata.is_normalized("NFKC", result):
         # A rare sequence composes only across clusters: normalise whole, keep the map approximate.

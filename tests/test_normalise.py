@@ -155,15 +155,3 @@ def test_the_real_corpus_is_normalised_as_cluster_by_cluster() -> None:
         mapped = origin if origin is not None else list(range(len(text)))
         assert [starts[bisect_right(starts, i) - 1] for i in mapped] == expected_origin, text
 
-
-def test_no_character_beyond_the_scanned_planes_is_changed_by_nfkc() -> None:
-    import unicodedata
-
-    from pipeline.normalise import _LAST_CHANGING
-
-    changed = [
-        hex(code)
-        for code in range(_LAST_CHANGING + 1, 0x110000)
-        if unicodedata.combining(chr(code)) or unicodedata.normalize("NFKC", chr(code)) != chr(code)
-    ]
-    assert changed == []
