@@ -38,7 +38,7 @@ MAX_BODY = 64 * 1024
 
 
 def _normalised(text: str) -> tuple[str, list[int] | None]:
-    # Plain ASCII without a tab is its own normal form (see normalise._needs_work): no call, no span map.
+    # Plain ASCII without a tab is its own normal form (see normalise.normalise_with_map): no call, no span map.
     if text.isascii() and "\t" not in text:
         return text, None
     return normalise_with_map(text)
@@ -233,7 +233,8 @@ def _capped(title: str, body: str) -> tuple[str, str, tuple[str, ...]]:
 
 
 def _mentions(kept: list[AliasMatch], field: Field, text: str, origin: list[int] | None) -> tuple[ModelMention, ...]:
-    """The kept model matches as mentions, their spans in the original text."""
+    """The kept model matches as mentions, their spans in the original text (with no map, every character of the
+    normalised text stands at its index in the original)."""
     if origin is None:
         return tuple([new_model_mention(m.target.name, m.text, field, m.start, m.end) for m in kept])
     return tuple([
@@ -249,8 +250,10 @@ def _candidates(norm: str, lowered: str, field: Field, text: str, origin: list[i
         return []
     spans = [(m.start, m.end) for m in matches] if matches else None
     found = extract_serial_candidates(norm, field, spans, cued_only=cued_only, lowered=lowered)
-    if origin is None or not found:
+    if not found or norm is text:
         return found
+    if origin is None:  # characters replaced one for one: the same spans, the raw text as written
+        return [new_serial_candidate(c.serial, text[c.start : c.end], c.field, c.start, c.end, c.cue) for c in found]
     candidates = []
     for c in found:
         start, end = original_span(origin, c.start, c.end, len(text))

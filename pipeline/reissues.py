@@ -13,6 +13,7 @@ import re
 from typing import NamedTuple
 
 from pipeline.mentions import AliasMatcher
+from pipeline.normalise import alias_key
 from pipeline.rules import Rules
 
 # The words right before the reissue's name that make it this listing's item ("my", "this is the", "built from").
@@ -55,6 +56,7 @@ class Related(NamedTuple):
 
     exclusions: frozenset[str]
     needles: tuple[str, ...]  # lower case: "ms-20", "ms20", "ms 20"
+    keys: tuple[str, ...]  # the exclusions' aliases as `alias_key` gives them: "ms20mini", "ims20"
 
 
 def related_exclusions(rules: Rules) -> dict[str, Related]:
@@ -68,8 +70,19 @@ def related_exclusions(rules: Rules) -> dict[str, Related]:
             name for name, product_keys in own if any(_contains_name(p, k) for k in keys for p in product_keys)
         )
         needles = {v for n in names for v in (n.lower(), n.lower().replace("-", ""), n.lower().replace("-", " "))}
-        related[model.name] = Related(exclusions, tuple(sorted(needles)))
+        keys = {alias_key(a) for e in rules.exclusions if e.name in exclusions for a in (e.name, *e.aliases)}
+        related[model.name] = Related(exclusions, tuple(sorted(needles)), tuple(sorted(k for k in keys if k)))
     return related
+
+
+def _may_name_one_of(body: str, lowered: str, keys: tuple[str, ...]) -> bool:
+    """Whether the body may name one of the exclusions: a match of an alias, as `alias_key` gives it, stands in
+    the body's `alias_key` ("the MS-20 Mini" holds "ms20mini"). A cheap test that spares the alias scan of a body
+    that names none, most of them."""
+    # What `alias_key` drops ([\s\-/.]), by str methods: re.sub reads text that is not ASCII 40 ns a character.
+    keyed = "".join((lowered if body.isascii() else body.casefold()).split()).replace("-", "").replace("/", "")
+    keyed = keyed.replace(".", "")
+    return any(key in keyed for key in keys)
 
 
 def reissue_in_body(model: str, body: str, lowered: str, matcher: AliasMatcher,
@@ -84,7 +97,7 @@ def reissue_in_body(model: str, body: str, lowered: str, matcher: AliasMatcher,
     if not any(needle in lowered for needle in entry.needles):
         return f"{model} reissue" if "issue" in lowered and _NAMELESS.search(lowered) else None
     names = entry.exclusions
-    for match in matcher.find(body, lowered):
+    for match in matcher.find(body, lowered) if _may_name_one_of(body, lowered, entry.keys) else ():
         target = match.target
         if target.kind == "exclusion" and target.name in names and _THIS_ITEM.search(
             lowered, max(0, match.start - 40), match.start
