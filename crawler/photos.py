@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 from PIL import Image, UnidentifiedImageError
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
-from scrapy.http.request import NO_CALLBACK
 from twisted.internet.threads import deferToThread
 
 from crawler.fingerprints import fingerprint
@@ -307,7 +307,6 @@ class PhotosPipeline(FilesPipeline):
             self.crawler.stats.inc_value(f"{STATS_PREFIX}/{outcome.status}")
         item.photos = filled
         return item
-
 
     def _problem(self, ok: bool, value: Any, url: str) -> PhotoProblem | None:
         """Why a fetched position was not kept, or None if it was."""

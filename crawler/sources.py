@@ -70,9 +70,7 @@ class PhotoLimits:
 _PHOTO_KEYS = ("enabled", "per_listing", "max_bytes", "types", "max_pixels")
 
 
-def load_photo_limits(
-    node: yaml.Node, base: PhotoLimits, where: str, owner: str, problems: list[str]
-) -> PhotoLimits:
+def load_photo_limits(node: yaml.Node, base: PhotoLimits, where: str, owner: str, problems: list[str]) -> PhotoLimits:
     """`photos:` as `true`/`false` or a mapping of limits over `base`; every problem names file, line and key.
 
     `owner` prefixes the key in messages ("source 'reverb': " for a source's own switch, "" for the defaults).
@@ -108,8 +106,12 @@ def load_photo_limits(
             problems.append(f"{at}: must be a whole number of at least {least}, not {value!r}")
         elif key == "max_pixels" and value > PILLOW_MAX_PIXELS:
             problems.append(f"{at}: must not exceed Pillow's decompression-bomb limit ({PILLOW_MAX_PIXELS})")
+        elif key == "per_listing":
+            limits = replace(limits, per_listing=value)
+        elif key == "max_bytes":
+            limits = replace(limits, max_bytes=value)
         else:
-            limits = replace(limits, **{key: value})
+            limits = replace(limits, max_pixels=value)
     return limits
 
 
@@ -298,9 +300,7 @@ def load_sources(path: Path | None = None) -> CrawlConfig:
                 if name in sources:
                     problems.append(f"{where}:{name_node.start_mark.line + 1}: source {name!r} given twice")
                     continue
-                loaded = _load_source(
-                    name, source_node, where, name_node.start_mark.line + 1, problems, photo_defaults
-                )
+                loaded = _load_source(name, source_node, where, name_node.start_mark.line + 1, problems, photo_defaults)
                 if loaded is not None:
                     sources[name] = loaded
         else:

@@ -100,7 +100,9 @@ def _photo_ids(session: Session, fetched: Sequence[FetchedPhoto], now: datetime)
             select(Photo.sha256, Photo.id)
             .where(Photo.sha256.in_([p.sha256 for p in new]))
             .where(~Photo.id.in_(select(PhotoHashBand.photo_id)))
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     for photo in new:
         if photo.sha256 in added and photo.phash is not None:
@@ -111,9 +113,7 @@ def _photo_ids(session: Session, fetched: Sequence[FetchedPhoto], now: datetime)
     return ids
 
 
-def store_listing_photos(
-    session: Session, photos: Mapping[ListingKey, Sequence[FetchedPhoto]], now: datetime
-) -> int:
+def store_listing_photos(session: Session, photos: Mapping[ListingKey, Sequence[FetchedPhoto]], now: datetime) -> int:
     """Record the photos of the given listings (already stored in this transaction); returns the rows written.
 
     Never commits. A `known` photo whose `photos` row no longer exists (removed meanwhile) is recorded
@@ -136,8 +136,7 @@ def store_listing_photos(
     photo_ids = _photo_ids(session, every, now)
     rows = []
     for key, fetched in photos.items():
-        listing_id = listing_ids.get(key)
-        if listing_id is None:
+        if key not in listing_ids:
             continue  # refused by ingest: nothing to attach the photos to
         for photo in fetched:
             photo_id = photo_ids.get(photo.sha256 or "") if photo.status == "kept" else None
@@ -146,7 +145,7 @@ def store_listing_photos(
                 status, reason = "failed", "kept earlier, but its record is gone: fetched again next crawl"
             rows.append(
                 {
-                    "listing_id": listing_id,
+                    "listing_id": listing_ids[key],
                     "position": photo.position,
                     "source_url": photo.url,
                     "status": status,

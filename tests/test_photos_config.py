@@ -42,8 +42,16 @@ def test_a_source_switches_photos_off_or_changes_one_limit_over_the_global_ones(
         ("photos:\n  per_listin: 3\n", 3, "photos.per_listin: unknown setting"),
         ("photos:\n  per_listing: -1\n", 3, "photos.per_listing: must be a whole number of at least 0, not -1"),
         ("photos:\n  max_bytes: 8 MB\n", 3, "photos.max_bytes: must be a whole number of at least 1, not '8 MB'"),
-        ("photos:\n  types: [jpeg, tiff]\n", 3, "photos.types: must be a non-empty list of jpeg, png, webp, gif (unknown: tiff)"),
-        ("photos:\n  max_pixels: 200000000\n", 3, "photos.max_pixels: must not exceed Pillow's decompression-bomb limit"),
+        (
+            "photos:\n  types: [jpeg, tiff]\n",
+            3,
+            "photos.types: must be a non-empty list of jpeg, png, webp, gif (unknown: tiff)",
+        ),
+        (
+            "photos:\n  max_pixels: 200000000\n",
+            3,
+            "photos.max_pixels: must not exceed Pillow's decompression-bomb limit",
+        ),
         ("photos: yes please\n", 2, "photos must be true, false or a mapping"),
     ],
 )

@@ -76,7 +76,9 @@ def png_bomb(width: int = 12000, height: int = 12000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 PHOTOS = {
@@ -106,11 +108,21 @@ def listing(number: int, title: str, images: list[str], seller: str = "Kenji's S
 def first_listings(slow_root: str) -> list[dict[str, object]]:
     """The slow photo is on a second server (a photo host of its own, as marketplaces have)."""
     return [
-        listing(1, "Korg MS-20 s/n 141567", ["photos/good-1.jpg", "photos/good-2.png", "photos/missing.jpg", "photos/huge.jpg"]),
+        listing(
+            1,
+            "Korg MS-20 s/n 141567",
+            ["photos/good-1.jpg", "photos/good-2.png", "photos/missing.jpg", "photos/huge.jpg"],
+        ),
         listing(
             2,
             "Korg Polysix s/n 386733",
-            ["photos/fake.jpg", "photos/bomb.png", f"{slow_root}/photos/slow.jpg", "photos/good-3.webp", "photos/anim.gif"],
+            [
+                "photos/fake.jpg",
+                "photos/bomb.png",
+                f"{slow_root}/photos/slow.jpg",
+                "photos/good-3.webp",
+                "photos/anim.gif",
+            ],
             seller="Vintage Keys Chicago",
         ),
     ]
@@ -201,7 +213,13 @@ def rows(db_url: str, external_id: str) -> list[tuple[int, str, str, str | None,
     try:
         with session_scope(engine) as session:
             found = session.execute(
-                select(ListingPhoto.position, ListingPhoto.source_url, ListingPhoto.status, ListingPhoto.reason, Photo.sha256)
+                select(
+                    ListingPhoto.position,
+                    ListingPhoto.source_url,
+                    ListingPhoto.status,
+                    ListingPhoto.reason,
+                    Photo.sha256,
+                )
                 .join(Listing, ListingPhoto.listing_id == Listing.id)
                 .outerjoin(Photo, ListingPhoto.photo_id == Photo.id)
                 .where(Listing.external_id == external_id)
@@ -217,7 +235,11 @@ def test_the_crawl_keeps_exactly_the_good_photos_and_records_why_the_others_are_
     first = rows(crawled.db_url, "77700001")
     second = rows(crawled.db_url, "77700002")
     statuses = {name: (status, reason or "") for _, name, status, reason, _ in first + second}
-    assert {name for name, (status, _) in statuses.items() if status == "kept"} == {"good-1.jpg", "good-2.png", "good-3.webp"}
+    assert {name for name, (status, _) in statuses.items() if status == "kept"} == {
+        "good-1.jpg",
+        "good-2.png",
+        "good-3.webp",
+    }
     assert statuses["missing.jpg"][0] == "failed" and "404" in statuses["missing.jpg"][1]
     assert statuses["huge.jpg"][0] == "refused" and str(MAX_BYTES) in statuses["huge.jpg"][1]
     assert statuses["fake.jpg"] == ("refused", "not an image Pillow can read")
@@ -241,7 +263,10 @@ def test_kept_photos_are_stored_once_with_thumbnail_fingerprints_and_bands(crawl
         engine.dispose()
     import hashlib
 
-    expected = {hashlib.sha256(PHOTOS[name]).hexdigest(): name for name in ("good-1.jpg", "good-2.png", "good-3.webp", "anim.gif")}
+    expected = {
+        hashlib.sha256(PHOTOS[name]).hexdigest(): name
+        for name in ("good-1.jpg", "good-2.png", "good-3.webp", "anim.gif")
+    }
     assert {sha for sha, *_ in kept} <= set(expected)
     for sha, mime, width, height, size in kept:
         original = photo_path(root, sha)

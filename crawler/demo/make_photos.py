@@ -83,13 +83,15 @@ def draw_panel(model: str, serial: str, take: int) -> Image.Image:
             draw.line((x, y, angle_x, y - radius), fill=(0, 0, 0), width=2)
     white = (right - left - 20) / 21
     for key in range(21):
-        x = left + 10 + key * white
-        draw.rectangle((x, keys_top, x + white - 2, bottom - 8), fill=(245, 245, 240), outline=(90, 90, 90))
+        key_x = left + 10 + key * white
+        draw.rectangle((key_x, keys_top, key_x + white - 2, bottom - 8), fill=(245, 245, 240), outline=(90, 90, 90))
     for key in range(20):
         if key % 7 in (2, 6):
             continue
-        x = left + 10 + (key + 0.65) * white
-        draw.rectangle((x, keys_top, x + white * 0.6, keys_top + (bottom - keys_top) * 0.6), fill=(15, 15, 15))
+        black_x = left + 10 + (key + 0.65) * white
+        draw.rectangle(
+            (black_x, keys_top, black_x + white * 0.6, keys_top + (bottom - keys_top) * 0.6), fill=(15, 15, 15)
+        )
     for _ in range(rng.randrange(3, 9)):  # scratches: what tells one unit from another
         x, y = rng.randrange(left, right), rng.randrange(top, keys_top)
         draw.line((x, y, x + rng.randrange(-40, 40), y + rng.randrange(-12, 12)), fill=(180, 180, 180), width=1)

@@ -268,8 +268,8 @@ class FixtureSite:
     ) -> None:
         """`listings_by_source=None` loads the bundled demo data. `page_size` is each source's page size when
         a request gives none; `max_page_size` caps what a request may ask for (the real APIs' caps, or
-        DEMO_MAX_PAGE_SIZE for the demo data). `ebay_credentials=None` accepts any non-empty id/secret. `photos` are files served under /photos/<name> besides the bundled demo
-        photos."""
+        DEMO_MAX_PAGE_SIZE for the demo data). `ebay_credentials=None` accepts any non-empty id/secret.
+        `photos` (name: bytes) are served under /photos/<name> besides the bundled demo photos."""
         raw = load_demo_listings() if listings_by_source is None else listings_by_source
         unknown = set(raw) - set(SOURCES)
         if unknown:
