@@ -168,7 +168,8 @@ class PhotosPipeline(FilesPipeline):
         settings = crawler.settings
         limits = limits_from_settings(settings.get("KORGWATCH_PHOTO_LIMITS"))
         if not settings.getbool("KORGWATCH_PHOTOS", True) or not limits.enabled:
-            raise NotConfigured("photos are off for this crawl")
+            logger.info("photos are off for this crawl of %s", getattr(crawler.spidercls, "name", "?"))
+            raise NotConfigured  # without a message: Scrapy would warn about an expected choice
         root = settings.get("KORGWATCH_PHOTO_DIR") or str(photo_dir())
         return cls(root, crawler=crawler)
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawler.evidence import clean_partial_writes, default_evidence_dir
 from crawler.monitors import FAILURES_STAT
+from crawler.photo_store import photo_dir
 from crawler.pipelines import FATAL_STAT, INGEST_STATS
 from crawler.settings import crawl_settings
 from crawler.sources import CrawlConfig, SourceConfig, SourcesError, load_sources
@@ -368,6 +369,10 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
     evidence_root = options.evidence_dir or default_evidence_dir()
     if clean_partial_writes(evidence_root):
         logger.info("removed unfinished evidence files left in %s by a killed crawl", evidence_root)
+    photo_root = options.photo_dir or photo_dir()
+    for folder in (photo_root, photo_root / "thumbs"):  # the same layout one level down: <sha[:2]>/.tmp-*
+        if clean_partial_writes(folder):
+            logger.info("removed unfinished photo files left in %s by a killed crawl", folder)
 
     base = Settings()
     base.setmodule("crawler.settings", priority="project")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -67,13 +68,18 @@ def kept_photo_urls(session: Session, source: str) -> dict[str, KeptPhoto]:
     return {url: KeptPhoto(sha, fetched) for url, sha, fetched in rows}
 
 
+def _pairs(rows: Any) -> dict[str, int]:
+    """sha256 -> photo id from (sha256, id) rows (a Result has `keys()`, so dict() would misread it)."""
+    return {sha: photo_id for sha, photo_id in rows}
+
+
 def _photo_ids(session: Session, fetched: Sequence[FetchedPhoto], now: datetime) -> dict[str, int]:
     """The `photos` id of every kept sha256, inserting (and indexing) the ones the store does not have yet."""
     kept = {p.sha256: p for p in fetched if p.status == "kept" and p.sha256}
     if not kept:
         return {}
-    ids: dict[str, int] = dict(
-        session.execute(select(Photo.sha256, Photo.id).where(Photo.sha256.in_(list(kept)))).tuples().all()
+    ids: dict[str, int] = _pairs(
+        session.execute(select(Photo.sha256, Photo.id).where(Photo.sha256.in_(list(kept)))).all()
     )
     new = [p for sha, p in kept.items() if sha not in ids and not p.known]
     if not new:
@@ -95,21 +101,17 @@ def _photo_ids(session: Session, fetched: Sequence[FetchedPhoto], now: datetime)
             for p in new
         ],
     )
-    added = dict(
+    added = _pairs(
         session.execute(
             select(Photo.sha256, Photo.id)
             .where(Photo.sha256.in_([p.sha256 for p in new]))
             .where(~Photo.id.in_(select(PhotoHashBand.photo_id)))
         )
-        .tuples()
-        .all()
     )
     for photo in new:
         if photo.sha256 in added and photo.phash is not None:
             index_photo(session, added[photo.sha256], photo.phash)
-    ids.update(
-        session.execute(select(Photo.sha256, Photo.id).where(Photo.sha256.in_([p.sha256 for p in new]))).tuples().all()
-    )
+    ids.update(session.execute(select(Photo.sha256, Photo.id).where(Photo.sha256.in_([p.sha256 for p in new]))).all())
     return ids
 
 
