@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from io import BytesIO
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -71,8 +72,6 @@ def make_thumbnail(image: Image.Image, size: int = THUMB_SIZE) -> bytes:
         upright = background
     small = upright.copy()
     small.thumbnail((size, size), Image.Resampling.LANCZOS)
-    from io import BytesIO
-
     out = BytesIO()
     small.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
     return out.getvalue()

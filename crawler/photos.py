@@ -67,7 +67,7 @@ class PhotoFailed(PhotoProblem):
 
 @dataclass(frozen=True, slots=True)
 class InspectedPhoto:
-    """What was read from a good file, and its thumbnail."""
+    """What was read from a good file: what `photos` keeps about it."""
 
     sha256: str
     mime: str
