@@ -2,6 +2,8 @@
 
 Flat fields (not a nested record) so that Spidermon's field coverage sees `title`, `url` and `posted_at`.
 `crawl_run` is not part of the listing: a distributed worker tags each item with the run that found it.
+`photos` is not either: the photos pipeline (crawler/photos.py) puts there what it did with each image URL,
+and the ingest pipeline stores it beside the listing; None means the photos were not looked at.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ListingItem:
     images: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     crawl_run: int | None = None
+    photos: list[Any] | None = None
 
     @classmethod
     def from_record(cls, record: ListingRecord) -> ListingItem:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -32,6 +32,7 @@ from crawler.items import ListingItem
 from crawler.pages.records import ListingRecord
 from db.engine import make_engine
 from db.ingest import IngestSummary, ingest_records, store_isolating
+from db.photos import FetchedPhoto, ListingKey
 from db.run_ledger import RunCounts, add_counts
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def to_record(item: Any) -> ListingRecord:
         return item.to_record()
     values = ItemAdapter(item).asdict()
     values.pop("crawl_run", None)
+    values.pop("photos", None)
     values["images"] = tuple(values.get("images") or ())
     return ListingRecord(**values)
 
@@ -86,6 +88,8 @@ class IngestPipeline:
         config = crawler.settings.get("KORGWATCH_CONFIG_DIR")
         self.config_dir = Path(config) if config else None
         self.batch: list[tuple[int | None, ListingRecord]] = []
+        # What the photos pipeline did with each listing's photos, stored in the listing's transaction.
+        self.photos: dict[ListingKey, list[FetchedPhoto]] = {}
         self.summary = IngestSummary()
         self.engine: Engine | None = None
         self.rules: Rules | None = None
@@ -116,7 +120,10 @@ class IngestPipeline:
 
     async def process_item(self, item: Any) -> Any:
         run = item.crawl_run if isinstance(item, ListingItem) else None
-        self.batch.append((run, to_record(item)))
+        record = to_record(item)
+        self.batch.append((run, record))
+        if isinstance(item, ListingItem) and item.photos is not None:
+            self.photos[(record.source, record.external_id)] = list(item.photos)
         self.crawler.stats.inc_value(UNSTORED_STAT)
         now = time.monotonic()
         if self.oldest is None:
@@ -141,12 +148,13 @@ class IngestPipeline:
         if not self.batch:
             return
         batch, self.batch, self.oldest = self.batch, [], None
+        photos, self.photos = self.photos, {}
         by_run: defaultdict[int | None, list[ListingRecord]] = defaultdict(list)
         for run, record in batch:
             by_run[run].append(record)
         for run, records in by_run.items():
             try:
-                part = await asyncio.to_thread(self._ingest, records, run)
+                part = await asyncio.to_thread(self._ingest, records, run, photos)
             except DeadLetterUnwritable as lost:  # neither stored nor kept: the run fails, with the reason
                 self._fail_run(str(lost))
                 part = IngestSummary(batches_failed=1, errors=[str(lost)])
@@ -159,15 +167,24 @@ class IngestPipeline:
                 logger.info("ingest: %s", note)
             self.crawler.signals.send_catch_log(signal=ingest_stored, run=run, summary=part)
 
-    def _storer(self, run: int | None) -> Callable[[Session, Sequence[ListingRecord]], IngestSummary]:
-        """What stores one part of a batch in its transaction: the listings, and a worker's counts of its run."""
+    def _storer(
+        self, run: int | None, photos: Mapping[ListingKey, list[FetchedPhoto]] | None = None
+    ) -> Callable[[Session, Sequence[ListingRecord]], IngestSummary]:
+        """What stores one part of a batch in its transaction: the listings (with their photos), and a worker's
+        counts of its run."""
         rules, worker = self.rules, self.ledger_worker
         assert rules is not None
+
+        def store(session: Session, part: Sequence[ListingRecord]) -> IngestSummary:
+            keys = {(r.source, r.external_id) for r in part}
+            mine = {key: value for key, value in (photos or {}).items() if key in keys}
+            return ingest_records(session, part, rules, photos=mine or None)
+
         if worker is None or run is None:
-            return lambda session, part: ingest_records(session, part, rules)
+            return store
 
         def store_and_count(session: Session, part: Sequence[ListingRecord]) -> IngestSummary:
-            summary = ingest_records(session, part, rules)
+            summary = store(session, part)
             counts = RunCounts(
                 listings_new=summary.listings_new,
                 listings_updated=summary.listings_updated,
@@ -179,11 +196,16 @@ class IngestPipeline:
 
         return store_and_count
 
-    def _ingest(self, batch: list[ListingRecord], run: int | None = None) -> IngestSummary:
+    def _ingest(
+        self,
+        batch: list[ListingRecord],
+        run: int | None = None,
+        photos: Mapping[ListingKey, list[FetchedPhoto]] | None = None,
+    ) -> IngestSummary:
         """Store a batch, isolating the listings the store refuses (each alone goes to the dead letters); an
         unreachable database is waited for; what is still unstored after the retries goes to the dead letters."""
         assert self.engine is not None and self.rules is not None
-        store = self._storer(run)
+        store = self._storer(run, photos)
         summary = IngestSummary()
         pending = batch
         attempt = 0

@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawler.evidence import clean_partial_writes, default_evidence_dir
 from crawler.monitors import FAILURES_STAT
+from crawler.photo_store import photo_dir
 from crawler.pipelines import FATAL_STAT, INGEST_STATS
 from crawler.settings import crawl_settings
 from crawler.sources import CrawlConfig, SourceConfig, SourcesError, load_sources
@@ -80,6 +81,9 @@ class SourceRun:
     flags_raised: int = 0
     errors: int = 0
     retries: int = 0
+    photos_kept: int = 0  # fetched and kept now, or kept by an earlier crawl (not fetched again)
+    photos_refused: int = 0
+    photos_failed: int = 0
     messages: list[str] = field(default_factory=list)
     log_tail: str = ""
     crawl_run_id: int | None = None
@@ -101,6 +105,9 @@ class CrawlOptions:
     full: bool = False
     jobdir: Path | None = None
     evidence_dir: Path | None = None
+    #: Fetch and keep listing photos (each source's `photos:` limits apply); kept under `photo_dir`.
+    photos: bool = True
+    photo_dir: Path | None = None
     config_path: Path | None = None
     polite: bool = True
     progress: bool = True
@@ -208,6 +215,9 @@ def summarise(source: str, stats: dict[str, Any], error_messages: Sequence[str],
         flags_raised=int(ingest.get("flags_raised", 0)),
         errors=errors,
         retries=int(stats.get("retry/count", 0)),
+        photos_kept=int(stats.get("korgwatch/photos/kept", 0)),
+        photos_refused=int(stats.get("korgwatch/photos/refused", 0)),
+        photos_failed=int(stats.get("korgwatch/photos/failed", 0)),
         messages=messages,
         log_tail="\n".join(lines[-LOG_TAIL_LINES:]),
     )
@@ -359,6 +369,10 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
     evidence_root = options.evidence_dir or default_evidence_dir()
     if clean_partial_writes(evidence_root):
         logger.info("removed unfinished evidence files left in %s by a killed crawl", evidence_root)
+    photo_root = options.photo_dir or photo_dir()
+    for folder in (photo_root, photo_root / "thumbs"):  # the same layout one level down: <sha[:2]>/.tmp-*
+        if clean_partial_writes(folder):
+            logger.info("removed unfinished photo files left in %s by a killed crawl", folder)
 
     base = Settings()
     base.setmodule("crawler.settings", priority="project")
@@ -391,6 +405,8 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                         continue
                     full = opened[name].full
                 overrides = {**options.settings, **options.per_source_settings.get(name, {})}
+                if not options.photos:
+                    overrides["KORGWATCH_PHOTOS"] = False
                 spider_cls = SPIDERS[name]
                 if options.worker is not None:
                     from crawler.distributed.settings import worker_settings
@@ -409,6 +425,7 @@ def run_crawls(options: CrawlOptions, *, console: Console | None = None) -> list
                     source,
                     db_url=options.db_url,
                     evidence_dir=options.evidence_dir,
+                    photo_dir=options.photo_dir,
                     full=full,
                     jobdir=options.jobdir,
                     polite=options.polite,
@@ -483,8 +500,21 @@ def summary_table(runs: Sequence[SourceRun]) -> Table:
     return table
 
 
+def photo_summary(runs: Sequence[SourceRun]) -> str | None:
+    """One line on the photos of the runs (kept counts those kept earlier and not fetched again), or None."""
+    kept = sum(r.photos_kept for r in runs)
+    refused = sum(r.photos_refused for r in runs)
+    failed = sum(r.photos_failed for r in runs)
+    if not kept + refused + failed:
+        return None
+    return f"Photos: {kept} kept, {refused} refused, {failed} failed (reasons in listing_photos)"
+
+
 def print_report(runs: Sequence[SourceRun], console: Console) -> None:
     console.print(summary_table(runs))
+    photos = photo_summary(runs)
+    if photos:
+        console.print(photos, highlight=False, markup=False)
     for run in runs:
         if run.outcome == "skipped":
             continue  # already said once, in the log
@@ -507,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Scrapy setting")
     parser.add_argument("--impolite", action="store_true", help="no delays/robots (benchmarks, test servers)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-photos", action="store_true", help="do not fetch listing photos")
     args = parser.parse_args(argv)
 
     from db.engine import store_error_message
@@ -534,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_path=args.config,
             polite=not args.impolite,
             progress=not args.no_progress,
+            photos=not args.no_photos,
             settings=overrides,
         )
         runs = run_crawls(options)

@@ -13,7 +13,7 @@ from typing import Any
 
 from scrapy.settings import Settings
 
-from crawler.sources import CrawlConfig, SourceConfig
+from crawler.sources import CrawlConfig, PhotoLimits, SourceConfig
 
 try:
     KORGWATCH_VERSION = version("korgwatch")
@@ -43,13 +43,20 @@ EXTENSIONS = {
     "spidermon.contrib.scrapy.extensions.Spidermon": 500,
 }
 FEED_EXPORT_ENCODING = "utf-8"
-ITEM_PIPELINES = {"crawler.pipelines.IngestPipeline": 300}
+# Photos first: the ingest pipeline stores what the photos pipeline did with each one beside its listing.
+ITEM_PIPELINES = {"crawler.photos.PhotosPipeline": 200, "crawler.pipelines.IngestPipeline": 300}
 # Items per store transaction: large enough to amortise the commit, small enough to lose little on a crash.
 KORGWATCH_BATCH_SIZE = 200
 # ... and a listing waits at most this many seconds for its batch (a worker idles with a part batch).
 KORGWATCH_BATCH_MAX_WAIT = 2.0
 # Evidence (raw responses, gzip, content-addressed) is kept here; None means `<data dir>/evidence`.
 KORGWATCH_EVIDENCE_DIR: str | None = None
+# Fetch and keep listing photos (crawler/photos.py); `korgwatch crawl --no-photos` sets it False.
+KORGWATCH_PHOTOS = True
+# Kept photos live here; None means `<data dir>/photos` (crawler/photo_store.py).
+KORGWATCH_PHOTO_DIR: str | None = None
+# The source's photo limits (config/sources.yaml `photos:`), set per crawler by crawl_settings().
+KORGWATCH_PHOTO_LIMITS: dict[str, Any] | None = None
 # Page incrementally (stop at the first fully known page of a date-sorted source) unless True.
 KORGWATCH_FULL = False
 LOG_LEVEL = "INFO"
@@ -81,6 +88,17 @@ TELNETCONSOLE_ENABLED = False
 USER_AGENT = f"korgwatch/{KORGWATCH_VERSION} (+https://github.com/korgwatch/korgwatch)"
 
 
+def limits_setting(limits: PhotoLimits) -> dict[str, Any]:
+    """A source's photo limits as a plain dict: settings are copied, and a worker's are serialised."""
+    return {
+        "enabled": limits.enabled,
+        "per_listing": limits.per_listing,
+        "max_bytes": limits.max_bytes,
+        "types": list(limits.types),
+        "max_pixels": limits.max_pixels,
+    }
+
+
 def user_agent(contact_url: str) -> str:
     """Who we are and where to complain: sites can then contact us instead of blocking us."""
     return f"korgwatch/{KORGWATCH_VERSION} (+{contact_url})"
@@ -92,6 +110,7 @@ def crawl_settings(
     *,
     db_url: str,
     evidence_dir: Path | None = None,
+    photo_dir: Path | None = None,
     full: bool = False,
     jobdir: Path | None = None,
     polite: bool = True,
@@ -111,7 +130,10 @@ def crawl_settings(
         "SPIDERMON_MIN_ITEMS": source.min_items,
         "KORGWATCH_DB_URL": db_url,
         "KORGWATCH_FULL": full,
+        "KORGWATCH_PHOTO_LIMITS": limits_setting(source.photos),
     }
+    if photo_dir is not None:
+        values["KORGWATCH_PHOTO_DIR"] = str(photo_dir)
     if evidence_dir is not None:
         values["KORGWATCH_EVIDENCE_DIR"] = str(evidence_dir)
     if jobdir is not None:

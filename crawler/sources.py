@@ -29,6 +29,7 @@ _DEFAULTS: dict[str, Any] = {
     "date_sorted": True,
     "fetch_details": False,
     "marketplace": None,
+    "photos": None,  # the file's `photos:` defaults; `false`, `true` or a mapping of limits to change
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "enabled": (bool,),
@@ -44,7 +45,74 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "date_sorted": (bool,),
     "fetch_details": (bool,),
     "marketplace": (str, type(None)),
+    "photos": (bool, dict),
 }
+
+
+#: What a photo may be, by Pillow's format name; "gif" keeps the first frame of an animation.
+PHOTO_TYPES = ("jpeg", "png", "webp", "gif")
+#: Pillow's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS): a photo with more pixels is refused.
+PILLOW_MAX_PIXELS = 89_478_485
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoLimits:
+    """What the crawl keeps of a listing's photos: at most `per_listing`, each at most `max_bytes` and
+    `max_pixels`, of the `types` given; `enabled=False` fetches none."""
+
+    enabled: bool = True
+    per_listing: int = 12
+    max_bytes: int = 8 * 1024 * 1024
+    types: tuple[str, ...] = PHOTO_TYPES
+    max_pixels: int = PILLOW_MAX_PIXELS
+
+
+_PHOTO_KEYS = ("enabled", "per_listing", "max_bytes", "types", "max_pixels")
+
+
+def load_photo_limits(node: yaml.Node, base: PhotoLimits, where: str, owner: str, problems: list[str]) -> PhotoLimits:
+    """`photos:` as `true`/`false` or a mapping of limits over `base`; every problem names file, line and key.
+
+    `owner` prefixes the key in messages ("source 'reverb': " for a source's own switch, "" for the defaults).
+    """
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool"):
+        return replace(base, enabled=bool(yaml.safe_load(yaml.serialize(node))))
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(f"{where}:{line}: {owner}photos must be true, false or a mapping of {', '.join(_PHOTO_KEYS)}")
+        return base
+    limits = base
+    for key_node, value_node in node.value:
+        key = key_node.value
+        at = f"{where}:{key_node.start_mark.line + 1}: {owner}photos.{key}"
+        value: Any = yaml.safe_load(yaml.serialize(value_node))
+        least = 0 if key == "per_listing" else 1
+        if key not in _PHOTO_KEYS:
+            problems.append(f"{at}: unknown setting (known: {', '.join(_PHOTO_KEYS)})")
+        elif key == "enabled":
+            if isinstance(value, bool):
+                limits = replace(limits, enabled=value)
+            else:
+                problems.append(f"{at}: must be true or false, not {value!r}")
+        elif key == "types":
+            wanted = [str(v).strip().lower() for v in value] if isinstance(value, list) else []
+            unknown = sorted(set(wanted) - set(PHOTO_TYPES))
+            if wanted and not unknown:
+                limits = replace(limits, types=tuple(dict.fromkeys(wanted)))
+            else:
+                extra = f" (unknown: {', '.join(unknown)})" if unknown else ""
+                problems.append(f"{at}: must be a non-empty list of {', '.join(PHOTO_TYPES)}{extra}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < least:
+            problems.append(f"{at}: must be a whole number of at least {least}, not {value!r}")
+        elif key == "max_pixels" and value > PILLOW_MAX_PIXELS:
+            problems.append(f"{at}: must not exceed Pillow's decompression-bomb limit ({PILLOW_MAX_PIXELS})")
+        elif key == "per_listing":
+            limits = replace(limits, per_listing=value)
+        elif key == "max_bytes":
+            limits = replace(limits, max_bytes=value)
+        else:
+            limits = replace(limits, max_pixels=value)
+    return limits
 
 
 class SourcesError(ValueError):
@@ -73,6 +141,7 @@ class SourceConfig:
     date_sorted: bool = True
     fetch_details: bool = False
     marketplace: str | None = None
+    photos: PhotoLimits = field(default_factory=lambda: PhotoLimits())
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +151,7 @@ class CrawlConfig:
     contact_url: str
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     path: str = ""
+    photos: PhotoLimits = field(default_factory=lambda: PhotoLimits())
 
     def enabled(self) -> list[SourceConfig]:
         return [s for s in self.sources.values() if s.enabled]
@@ -110,17 +180,28 @@ def _check_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _load_source(name: str, node: yaml.Node, where: str, line: int, problems: list[str]) -> SourceConfig | None:
+def _load_source(
+    name: str,
+    node: yaml.Node,
+    where: str,
+    line: int,
+    problems: list[str],
+    photo_defaults: PhotoLimits | None = None,
+) -> SourceConfig | None:
     """One source's settings; `line` is where its name stands, for problems about the source as a whole."""
     if not isinstance(node, yaml.MappingNode):
         problems.append(f"{where}:{line}: source {name!r}: expected a mapping of settings")
         return None
     values = dict(_DEFAULTS)
+    photos = photo_defaults or PhotoLimits()
     for key_node, value_node in node.value:
         key = key_node.value
         at = f"{where}:{key_node.start_mark.line + 1}: source {name!r}"
         if key not in _DEFAULTS:
             problems.append(f"{at}: unknown setting {key!r} (known: {', '.join(_DEFAULTS)})")
+            continue
+        if key == "photos":
+            photos = load_photo_limits(value_node, photos, where, f"source {name!r}: ", problems)
             continue
         value: Any = yaml.safe_load(yaml.serialize(value_node))
         if not _has_type(value, key):
@@ -170,6 +251,7 @@ def _load_source(name: str, node: yaml.Node, where: str, line: int, problems: li
         date_sorted=values["date_sorted"],
         fetch_details=values["fetch_details"],
         marketplace=values["marketplace"],
+        photos=photos,
     )
 
 
@@ -196,8 +278,14 @@ def load_sources(path: Path | None = None) -> CrawlConfig:
     contact_url = ""
     sources: dict[str, SourceConfig] = {}
     seen_sources = False
+    photo_defaults = PhotoLimits()
+    for key_node, value_node in root.value:  # the photo defaults first: sources may come before them
+        if key_node.value == "photos":
+            photo_defaults = load_photo_limits(value_node, photo_defaults, where, "", problems)
     for key_node, value_node in root.value:
         line = key_node.start_mark.line + 1
+        if key_node.value == "photos":
+            continue
         if key_node.value == "contact_url":
             contact_url = str(value_node.value) if isinstance(value_node, yaml.ScalarNode) else ""
             if not _check_url(contact_url):
@@ -212,15 +300,15 @@ def load_sources(path: Path | None = None) -> CrawlConfig:
                 if name in sources:
                     problems.append(f"{where}:{name_node.start_mark.line + 1}: source {name!r} given twice")
                     continue
-                loaded = _load_source(name, source_node, where, name_node.start_mark.line + 1, problems)
+                loaded = _load_source(name, source_node, where, name_node.start_mark.line + 1, problems, photo_defaults)
                 if loaded is not None:
                     sources[name] = loaded
         else:
-            problems.append(f"{where}:{line}: unknown key {key_node.value!r} (known: contact_url, sources)")
+            problems.append(f"{where}:{line}: unknown key {key_node.value!r} (known: contact_url, photos, sources)")
     if not contact_url and not any("contact_url" in p for p in problems):
         problems.append(f"{where}:1: contact_url is required (it goes into the User-Agent)")
     if not seen_sources:
         problems.append(f"{where}:1: sources is required")
     if problems:
         raise SourcesError(problems)
-    return CrawlConfig(contact_url=contact_url, sources=sources, path=where)
+    return CrawlConfig(contact_url=contact_url, sources=sources, path=where, photos=photo_defaults)

@@ -23,7 +23,7 @@ several units, or none, stays with unit 1: the reviewer moves it if need be.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from db.engine import session_scope
 from db.findings import Analyser, Findings, FoundInstrument, analyse_findings
 from db.jsonlines import LineError, numbered_lines, read_json_line
 from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
+from db.photos import FetchedPhoto, ListingKey, store_listing_photos
 from db.records import RecordError, StoredRecord, normalise_record
 from pipeline.rules import Rules
 
@@ -516,6 +517,7 @@ def ingest_records(
     repost_window: timedelta = DEFAULT_REPOST_WINDOW,
     now: datetime | None = None,
     analyser: Analyser | None = None,
+    photos: Mapping[ListingKey, Sequence[FetchedPhoto]] | None = None,
 ) -> IngestSummary:
     """Store a batch of listings (ListingRecord objects or their dicts) and classify what they show.
 
@@ -530,7 +532,9 @@ def ingest_records(
             good.append((f"record {number}", normalise_record(record)))
         except RecordError as exc:
             summary.errors.append(f"record {number}: {exc}")
-    summary.add(ingest_stored(session, good, rules, repost_window=repost_window, now=now, analyser=analyser))
+    summary.add(
+        ingest_stored(session, good, rules, repost_window=repost_window, now=now, analyser=analyser, photos=photos)
+    )
     return summary
 
 
@@ -542,8 +546,11 @@ def ingest_stored(
     repost_window: timedelta = DEFAULT_REPOST_WINDOW,
     now: datetime | None = None,
     analyser: Analyser | None = None,
+    photos: Mapping[ListingKey, Sequence[FetchedPhoto]] | None = None,
 ) -> IngestSummary:
-    """`ingest_records` for records already validated; each carries a label for its error messages."""
+    """`ingest_records` for records already validated; each carries a label for its error messages.
+
+    `photos` (from the crawl, by (source, external id)) are stored before classification reads them."""
     summary = IngestSummary()
     now = now or utcnow()
     analyse = analyser or default_analyser()
@@ -625,6 +632,8 @@ def ingest_stored(
         for listing_id, (label, record) in zip(ids, new_records, strict=True):
             to_analyse.append((listing_id, label, record, record.posted_at or now, False))
         summary.listings_new += len(new_rows)
+    if photos:
+        store_listing_photos(session, photos, now)
 
     analysed: list[_Analysed] = []
     cuts: list[dict[str, Any]] = []

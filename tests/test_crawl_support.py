@@ -185,8 +185,11 @@ JSONLD_PAGES = (
 )
 
 
-def write_sources(path: Path, site: LoopbackSite, **per_source: dict[str, Any]) -> Path:
-    """A sources.yaml putting every source on the loopback site, three results per page like the samples."""
+def write_sources(path: Path, site: LoopbackSite, *, photos: bool = False, **per_source: dict[str, Any]) -> Path:
+    """A sources.yaml putting every source on the loopback site, three results per page like the samples.
+
+    Photos are off unless asked for: the samples' image URLs name the real hosts, and tests use no internet
+    (tests/test_photos_crawl.py crawls photos from a loopback site)."""
     sources: dict[str, dict[str, Any]] = {
         "matrixsynth": {"feeds": ["/feeds/posts/default"], "page_size": 3},
         "reverb": {"queries": ["korg ms-20"], "page_size": 3},
@@ -194,7 +197,7 @@ def write_sources(path: Path, site: LoopbackSite, **per_source: dict[str, Any]) 
         "yahoo_auctions": {"queries": ["KORG MS-20"], "page_size": 50, "fetch_details": True},
         "jsonld": {"pages": list(JSONLD_PAGES), "date_sorted": False},
     }
-    lines = ["contact_url: https://example.org/korgwatch-tests", "sources:"]
+    lines = ["contact_url: https://example.org/korgwatch-tests", f"photos: {json.dumps(photos)}", "sources:"]
     for name, values in sources.items():
         values = {
             "base_url": site.base_url(name),

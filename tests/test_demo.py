@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from crawler.sources import load_sources
 from db.engine import make_engine, session_scope
-from db.models import CrawlRun, Flag, Listing, Source
+from db.models import CrawlRun, Flag, Listing, ListingPhoto, Photo, Source
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +54,15 @@ def test_demo_crawls_every_source_and_shows_the_queue(tmp_path: Path) -> None:
     assert open_flags and f"Open review queue ({open_flags} flags)" in out
     # evidence of every new listing was kept beside the demo database
     assert any((tmp_path / "demo" / "evidence").rglob("*.gz"))
+    # the sample sites' photos were kept in the data directory, each listing photo recorded as kept
+    bundled = {path.name for path in (REPO_ROOT / "crawler" / "demo" / "data" / "photos").iterdir()}
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as session:
+            statuses = set(session.scalars(select(ListingPhoto.status)))
+            kept = session.scalar(select(func.count(ListingPhoto.id)).where(ListingPhoto.status == "kept"))
+            files = session.scalar(select(func.count(Photo.id)))
+    finally:
+        engine.dispose()
+    assert statuses == {"kept"} and files == len(bundled) and f"Kept {kept} listing photos" in out
+    assert len(list((tmp_path / "photos").glob("??/*"))) == files

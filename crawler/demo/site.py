@@ -13,6 +13,7 @@ import base64
 import fnmatch
 import json
 import random
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,12 @@ MAX_PAGE_SIZE = {"matrixsynth": 500, "reverb": 50, "ebay": 200, "yahoo_auctions"
 # several pages per source whatever page size the crawl config asks for.
 DEMO_MAX_PAGE_SIZE = 4
 DEMO_DATA = Path(__file__).parent / "data" / "demo_listings.yaml"
+# The demo's listing photos (crawler/demo/make_photos.py), served under /photos/ on the site's own port.
+DEMO_PHOTOS = Path(__file__).parent / "data" / "photos"
+# Where a listing's relative image names ("photos/x.jpg") point until serve() knows the site's real root.
+DEFAULT_PHOTO_ROOT = "https://photos.korgwatch.example"
+PHOTO_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+_PHOTO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ROBOTS_TXT = "User-agent: *\nAllow: /\n"
 _EPOCH = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 
@@ -66,7 +73,16 @@ def _moment(value: Any, index: int) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def make_listing(source: str, raw: Mapping[str, Any], index: int = 0) -> DemoListing:
+def photo_url(image: str, photo_root: str = DEFAULT_PHOTO_ROOT) -> str:
+    """An image as a listing shows it: absolute URLs as given, a relative name ("photos/x.jpg") on the site."""
+    if urlsplit(image).scheme:
+        return image
+    return f"{photo_root.rstrip('/')}/{image.lstrip('/')}"
+
+
+def make_listing(
+    source: str, raw: Mapping[str, Any], index: int = 0, photo_root: str = DEFAULT_PHOTO_ROOT
+) -> DemoListing:
     """A DemoListing from a plain dict (the YAML data's shape); missing ids, dates and slugs are derived."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; known: {', '.join(SOURCES)}")
@@ -87,7 +103,7 @@ def make_listing(source: str, raw: Mapping[str, Any], index: int = 0) -> DemoLis
         price=normalise_price(price, currency) if price is not None else None,
         currency=str(currency),
         posted_at=_moment(raw.get("posted_at"), index),
-        images=tuple(str(url) for url in images),
+        images=tuple(photo_url(str(url), photo_root) for url in images),
         serial=str(raw["serial"]) if raw.get("serial") else None,
         condition=str(raw["condition"]) if raw.get("condition") else None,
         make=str(raw["make"]) if raw.get("make") else None,
@@ -126,6 +142,9 @@ _CUES = ("SN {s}", "s/n {s}", "S/N: {s}", "Serial # {s}", "serial number {s}", "
 _SELLERS = ("synth_attic", "vintage_keys", "analog_haven", "patchcord_co", "knob_twiddler", "retro_rig")
 
 
+_GENERATED_PHOTOS = ("ms20-145502.jpg", "ms20-148802.jpg", "monopoly-475329.jpg", "poly61-730144.jpg")
+
+
 def generate_listings(source: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """`n` deterministic synthetic listings for benchmarks: the same (source, n, seed) gives the same data.
 
@@ -150,7 +169,7 @@ def generate_listings(source: str, n: int, seed: int = 0) -> list[dict[str, Any]
                 "price": price if source != "yahoo_auctions" else str(int(float(price)) * 150),
                 "currency": "JPY" if source == "yahoo_auctions" else "USD",
                 "posted_at": (_EPOCH - timedelta(minutes=7 * index)).isoformat(),
-                "images": [f"https://img.example.test/{source}/{index}/1.jpg"],
+                "images": [f"photos/{_GENERATED_PHOTOS[index % len(_GENERATED_PHOTOS)]}"],
                 "serial": serial,
                 "make": "Korg",
                 "model": model,
@@ -245,19 +264,19 @@ class FixtureSite:
         max_page_size: Mapping[str, int] | int | None = None,
         ebay_credentials: tuple[str, str] | None = None,
         token_ttl: int = 7200,
+        photos: Mapping[str, bytes] | None = None,
     ) -> None:
         """`listings_by_source=None` loads the bundled demo data. `page_size` is each source's page size when
         a request gives none; `max_page_size` caps what a request may ask for (the real APIs' caps, or
-        DEMO_MAX_PAGE_SIZE for the demo data). `ebay_credentials=None` accepts any non-empty id/secret."""
+        DEMO_MAX_PAGE_SIZE for the demo data). `ebay_credentials=None` accepts any non-empty id/secret.
+        `photos` (name: bytes) are served under /photos/<name> besides the bundled demo photos."""
         raw = load_demo_listings() if listings_by_source is None else listings_by_source
         unknown = set(raw) - set(SOURCES)
         if unknown:
             raise ValueError(f"unknown sources {sorted(unknown)}; known: {', '.join(SOURCES)}")
-        self.listings: dict[str, list[DemoListing]] = {}
-        for source in SOURCES:
-            items = [make_listing(source, item, index) for index, item in enumerate(raw.get(source) or [])]
-            items.sort(key=lambda listing: (listing.posted_at, listing.id), reverse=True)
-            self.listings[source] = items
+        self._raw = raw
+        self.photos = dict(photos or {})
+        self._make_listings(DEFAULT_PHOTO_ROOT)
         if isinstance(page_size, int):
             self.page_size = dict.fromkeys(SOURCES, page_size)
         else:
@@ -273,9 +292,35 @@ class FixtureSite:
         self.token_ttl = token_ttl
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def _make_listings(self, photo_root: str) -> None:
+        self.listings: dict[str, list[DemoListing]] = {}
+        for source in SOURCES:
+            items = [
+                make_listing(source, item, index, photo_root) for index, item in enumerate(self._raw.get(source) or [])
+            ]
+            items.sort(key=lambda listing: (listing.posted_at, listing.id), reverse=True)
+            self.listings[source] = items
         self._by_id = {source: {item.id: item for item in items} for source, items in self.listings.items()}
         self._by_slug = {item.slug: item for item in self.listings["jsonld"]}
         self._search_cache: dict[tuple[str, tuple[str, ...]], list[DemoListing]] = {}
+
+    def set_photo_root(self, root: str) -> None:
+        """Point the listings' relative image names at `root` (the running site), so crawls fetch them here."""
+        self._make_listings(root)
+
+    def photo(self, name: str) -> Response | None:
+        """A photo file by bare name: one given to the site, else a bundled demo photo; never another path."""
+        if not _PHOTO_NAME.fullmatch(name) or ".." in name:
+            return None
+        body = self.photos.get(name)
+        if body is None:
+            path = DEMO_PHOTOS / name
+            if not path.is_file():
+                return None
+            body = path.read_bytes()
+        kind = PHOTO_TYPES.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+        return Response(200, body, kind)
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -345,6 +390,8 @@ class FixtureSite:
         def mounted(name: str) -> bool:
             return source in (None, name)
 
+        if path.startswith("/photos/"):
+            return self.photo(path.removeprefix("/photos/"))
         if mounted("matrixsynth") and path.startswith("/feeds/posts/"):
             return self._blogger(path, params)
         if mounted("reverb") and path.startswith("/api/listings"):
@@ -673,6 +720,7 @@ def serve(site: FixtureSite | None = None, host: str = "127.0.0.1", port: int = 
     bound_host, bound_port = server.server_address[:2]
     host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
     running.root = f"http://{host_text}:{bound_port}"
+    site.set_photo_root(running.root)
     thread = threading.Thread(target=server.serve_forever, name="korgwatch-fixture-site", daemon=True)
     thread.start()
     try:

@@ -58,6 +58,13 @@ def crawl(
         bool,
         typer.Option("--impolite", help="No delays and no robots.txt: only for your own test servers and mirrors."),
     ] = False,
+    photos: Annotated[
+        bool,
+        typer.Option(
+            "--photos/--no-photos",
+            help="Fetch and keep listing photos (docs/photos.md); --no-photos leaves them alone for this run.",
+        ),
+    ] = True,
 ) -> None:
     """Crawl sources into the store, then print a summary per source; each run is recorded in crawl_runs.
 
@@ -90,6 +97,7 @@ def crawl(
                 config_path=config,
                 progress=progress,
                 polite=not impolite,
+                photos=photos,
                 settings={"LOG_LEVEL": log_level.upper()},
             ),
             console=err_console,
@@ -151,6 +159,16 @@ def demo(
             console=err_console,
         )
     print_report(runs, console)
+    from crawler.photo_store import photo_dir
+
+    kept = sum(r.photos_kept for r in runs)
+    console.print(
+        f"Kept {kept} listing photos in {photo_dir()} (content-addressed, with EXIF-free thumbnails): the "
+        "review page shows them from there, with the sample site stopped.",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
     engine = make_engine(db_url)
     try:
