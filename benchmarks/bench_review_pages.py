@@ -193,8 +193,8 @@ def main() -> None:
         size = sizes.get(name, 0)
         page_cpu, bare_cpu = statistics.median(cpu[name][0]), statistics.median(cpu[name][1])
         print(
-            f"{name:<26} {summary(page_times)} {page_cpu:6.1f}   {'raw sqlite3':<12} {summary(bare_times)} {bare_cpu:6.1f}"
-            f"  {size / 1024:,.0f} KB"
+            f"{name:<26} {summary(page_times)} {page_cpu:6.1f}   {'raw sqlite3':<12}"
+            f" {summary(bare_times)} {bare_cpu:6.1f}  {size / 1024:,.0f} KB"
         )
     worst = max(percentile(times, 0.95) for times, _ in results.values())
     print(f"slowest p95: {worst:.1f} ms (target < 100 ms)")
