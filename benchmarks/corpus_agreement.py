@@ -64,8 +64,10 @@ class Outcome:
     def describe(self) -> str:
         s = self.snippet
         known = f"  [known: {s.known}]" if s.known else ""
-        return (f"{s.id} ({s.file}:{s.line}){known}\n  title: {s.title[:160]!r}\n  body:  {s.body[:160]!r}\n"
-                f"  expected {s.expected}\n  got      {self.got}  excluded {list(self.got_excluded)}")
+        return (
+            f"{s.id} ({s.file}:{s.line}){known}\n  title: {s.title[:160]!r}\n  body:  {s.body[:160]!r}\n"
+            f"  expected {s.expected}\n  got      {self.got}  excluded {list(self.got_excluded)}"
+        )
 
 
 def _summary(instruments: list[dict[str, Any]]) -> Summary:
@@ -89,8 +91,15 @@ def load_corpus(directory: Path = CORPUS) -> list[Snippet]:
                     raise CorpusError(f"{where}: missing {', '.join(missing)}")
                 expect = data["expect"]
                 snippet = Snippet(
-                    data["id"], path.name, number, data["language"], data["kind"], data["title"] or "",
-                    data["body"] or "", _summary(expect["instruments"]), tuple(expect.get("excluded") or ()),
+                    data["id"],
+                    path.name,
+                    number,
+                    data["language"],
+                    data["kind"],
+                    data["title"] or "",
+                    data["body"] or "",
+                    _summary(expect["instruments"]),
+                    tuple(expect.get("excluded") or ()),
                     data["known"],
                 )
             except (json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -424,11 +424,10 @@ def model_page(request: Request) -> Response:
         raise HTTPException(404, f"no model {name}")
     points: list[model_queries.ModelPoint] = []
     with _read(request) as session:
-        totals = model_queries.model_totals(session, name)
+        cells = model_queries.model_cells(session, rule)  # one pass over the model's rows: totals come with it
+        totals = model_queries.ModelTotals(sum(c.count for c in cells), sum(c.flagged for c in cells))
         if totals.instruments <= model_queries.MODEL_POINTS_LIMIT:
             points = model_queries.model_points(session, name)
-        else:
-            cells = model_queries.model_cells(session, rule)
         estimates = model_estimates(session, rule)
     chart: Chart | DensityChart
     if totals.instruments <= model_queries.MODEL_POINTS_LIMIT:
@@ -437,7 +436,13 @@ def model_page(request: Request) -> Response:
         chart = density_chart(
             rule,
             [(c.block, c.month, c.count, c.flagged) for c in cells],
-            lambda block, month: _with_params("/serials", model=name, block=_block_param(rule, block), month=month),
+            lambda block, first, last: _with_params(
+                "/serials",
+                model=name,
+                block=_block_param(rule, block),
+                month=first,
+                until=last if last != first else "",
+            ),
         )
     context = {
         "rule": rule,
@@ -466,7 +471,9 @@ def serials_page(request: Request) -> Response:
     if rule is None:
         raise HTTPException(404, f"no model {name!r}")
     try:
-        where = model_queries.SerialFilter(block=params.get("block", ""), month=params.get("month", ""))
+        where = model_queries.SerialFilter(
+            block=params.get("block", ""), month=params.get("month", ""), until=params.get("until", "")
+        )
         block = where.block_index(rule)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -484,12 +491,12 @@ def serials_page(request: Request) -> Response:
         block_name = rule.blocks[block].describe()
     else:
         block_name = "outside every block"
-    keep = {"model": name, "block": where.block, "month": where.month}
+    keep = {"model": name, "block": where.block, "month": where.month, "until": where.until}
     context = {
         "rule": rule,
         "rows": rows,
         "block_name": block_name,
-        "month": where.month,
+        "month": where.month + (f" to {where.until}" if where.until and where.until != where.month else ""),
         "next_url": _with_params("/serials", **keep, after=queries.encode_cursor(*next_key)) if next_key else None,
         "first_url": _with_params("/serials", **keep) if after else None,
     }

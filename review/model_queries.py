@@ -182,19 +182,24 @@ def model_cells(session: Session, rule: ModelRule) -> list[Cell]:
 
 @dataclass(frozen=True, slots=True)
 class SerialFilter:
-    """Which serials of a model a page lists: one block (index, or OUTSIDE) and/or one month ('YYYY-MM')."""
+    """Which serials of a model a page lists: one block (index, or OUTSIDE) and/or the months from `month`
+    ('YYYY-MM') to `until` (inclusive; the same month when empty)."""
 
     block: str = ""
     month: str = ""
+    until: str = ""
 
     def __post_init__(self) -> None:
         if self.block and self.block != OUTSIDE and not self.block.isdigit():
             raise ValueError(f"block must be a block's number or {OUTSIDE!r}")
-        if self.month:
-            try:
-                datetime.strptime(self.month, "%Y-%m")
-            except ValueError:
-                raise ValueError("month must be YYYY-MM") from None
+        for value in (self.month, self.until):
+            if value:
+                try:
+                    datetime.strptime(value, "%Y-%m")
+                except ValueError:
+                    raise ValueError("month must be YYYY-MM") from None
+        if self.until and not self.month:
+            raise ValueError("until needs a month to start from")
 
     def block_index(self, rule: ModelRule) -> int | None:
         if not self.block:
@@ -208,7 +213,8 @@ class SerialFilter:
         if not self.month:
             return None
         start = datetime.strptime(self.month, "%Y-%m").replace(tzinfo=UTC)
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        last = datetime.strptime(self.until or self.month, "%Y-%m").replace(tzinfo=UTC)
+        end = last.replace(year=last.year + 1, month=1) if last.month == 12 else last.replace(month=last.month + 1)
         return start, end
 
 

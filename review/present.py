@@ -232,11 +232,15 @@ def _month_name(number: int) -> str:
     return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
 
+MAX_BARS = 120  # bars per band: beyond this many months, each bar covers several
+
+
 def density_chart(
-    rule: ModelRule, cells: list[tuple[int, str, int, int]], href: Callable[[int, str], str]
+    rule: ModelRule, cells: list[tuple[int, str, int, int]], href: Callable[[int, str, str], str]
 ) -> DensityChart:
     """Lay out (block index, 'YYYY-MM', instruments, awaiting review) cells: one band per block as in
-    `model_chart`, one bar per month; `href(block, month)` links a bar to its serials."""
+    `model_chart`, one bar per month (per run of months when there are more than MAX_BARS);
+    `href(block, first month, last month)` links a bar to its serials."""
     groups = [(f"{b.describe()}", True) for b in rule.blocks]
     outside = len(rule.blocks)
     if any(c[0] == outside for c in cells):
@@ -244,34 +248,41 @@ def density_chart(
     months = [_month_number(c[1]) for c in cells]
     first = min(months) if months else _month_number("1977-01")
     last = max(months) if months else first
-    span = last - first + 1
+    per_bar = -(-(last - first + 1) // MAX_BARS)  # months per bar, rounded up
+    bins = -(-(last - first + 1) // per_bar)
     plot_w = CHART_WIDTH - LEFT - RIGHT
-    step = plot_w / span
+    step = plot_w / bins
     full = PANEL_HEIGHT - 32  # the band's drawable height, as in model_chart
     panels: list[DensityPanel] = []
     top = float(TOP)
     for index, (name, shaded) in enumerate(groups):
-        mine = [c for c in cells if c[0] == index]
-        peak = max((c[2] for c in mine), default=1)
+        binned: dict[int, list[int]] = {}
+        for block, month, count, flagged in cells:
+            if block == index:
+                totals = binned.setdefault((_month_number(month) - first) // per_bar, [0, 0])
+                totals[0] += count
+                totals[1] += flagged
+        peak = max((n for n, _ in binned.values()), default=1)
         bottom = top + PANEL_HEIGHT - 12
         bars = []
-        for _, month, count, flagged in mine:
+        for slot, (count, flagged) in sorted(binned.items()):
             height = max(full * count / peak, 1.0)
             flagged_height = full * flagged / peak if flagged else 0.0
-            x = LEFT + step * (_month_number(month) - first)
+            start, end = _month_name(first + slot * per_bar), _month_name(min(first + (slot + 1) * per_bar - 1, last))
+            label = start if start == end else f"{start} to {end}"
             bars.append(
                 Bar(
-                    round(x, 1), round(max(step * 0.85, 0.6), 2), round(bottom - height, 1), round(height, 1),
-                    round(bottom - flagged_height, 1), round(flagged_height, 1), month, count, flagged,
-                    href(index, month),
+                    round(LEFT + step * slot, 1), round(max(step * 0.85, 0.6), 2), round(bottom - height, 1),
+                    round(height, 1), round(bottom - flagged_height, 1), round(flagged_height, 1), label, count,
+                    flagged, href(index, start, end),
                 )
             )  # fmt: skip
-        seen = sum(c[2] for c in mine)
+        seen = sum(n for n, _ in binned.values())
         ticks = ((round(bottom, 1), "0"), (round(bottom - full, 1), str(peak)))
         panels.append(DensityPanel(f"{name}: {seen} seen", top, PANEL_HEIGHT, shaded, tuple(bars), ticks))
         top += PANEL_HEIGHT + 8
     x_ticks = tuple(
-        (round(LEFT + step * (round((span - 1) * f)) + step / 2, 1), _month_name(first + round((span - 1) * f)))
+        (round(LEFT + step * round((bins - 1) * f) + step / 2, 1), _month_name(first + per_bar * round((bins - 1) * f)))
         for f in (0, 0.25, 0.5, 0.75, 1)
     )
     return DensityChart(

@@ -319,4 +319,3 @@ def listing_view(session: Session, listing_id: int, rules: Rules) -> ListingView
             )
         )
     return ListingView(listing, listing.source.name, flags, appearances, revisions, log)
-
