@@ -152,13 +152,16 @@ def main() -> None:
         out.unlink(missing_ok=True)
 
     print(f"bare `python -c pass`: wall {seconds(bare.wall())}, {bare.rss():.0f} MB")
-    print("command: wall min/median/max; CPU median; peak memory; queries; output lines | raw sqlite3 baseline")
+    print(
+        "command: wall min/median/max; CPU (user+system) median; peak memory; queries; output lines "
+        "| raw sqlite3 baseline | ratio of median walls"
+    )
     for command in chosen:
         mine, raw = subjects[command.name], baselines[command.name]
         print(
             f"{command.name:38} {seconds(mine.wall()):22} cpu {mine.cpu()[1]:.2f} s  {mine.rss():5.0f} MB  "
             f"{counted[command.name]:>2} queries  {rows[command.name]:>7} lines"
-            f" | raw {seconds(raw.wall()):22} {raw.rss():4.0f} MB"
+            f" | raw {seconds(raw.wall()):22} cpu {raw.cpu()[1]:.2f} s {raw.rss():4.0f} MB"
             f" | ×{mine.wall()[1] / raw.wall()[1]:.1f}"
         )
     queue = subjects[chosen[0].name].wall()[1]
