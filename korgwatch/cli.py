@@ -14,6 +14,7 @@ from korgwatch.commands import (
     distributed,
     feed,
     notify,
+    photos,
     reviewing,
     schedule,
     serve,
@@ -67,6 +68,7 @@ distributed.register(app)
 notify.register(app)
 watch.register(app)
 feed.register(app)
+photos.register(app)
 
 
 def main() -> None:
