@@ -10,11 +10,10 @@ ranges instead of every row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cache
 from itertools import combinations
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from crawler.fingerprints import BAND_BITS, BANDS, SAME_PHOTO_DISTANCE, bands, distance
@@ -46,6 +45,20 @@ def band_neighbours(value: int, radius: int) -> list[int]:
     return [value ^ mask for mask in _flip_masks(radius)]
 
 
+def _candidates_sql(phash: int, radius: int) -> str:
+    """One statement reading the photos behind every band value within `radius` of the query's bands.
+
+    Written with the values inline: they are integers computed here (never input text), and hundreds of bound
+    parameters cost SQLAlchemy more than the look-up itself (a third of the time at 10k photos).
+    """
+    per_band = " UNION ".join(
+        f"SELECT photo_id FROM {PhotoHashBand.__tablename__} WHERE band = {band} AND value IN "
+        f"({','.join(str(v) for v in band_neighbours(value, radius))})"
+        for band, value in bands(phash)
+    )
+    return f"SELECT id, phash, dhash FROM {Photo.__tablename__} WHERE id IN ({per_band})"
+
+
 def near_photos(
     session: Session,
     phash: int,
@@ -63,14 +76,7 @@ def near_photos(
     if max_dhash_distance is None:
         max_dhash_distance = max_distance
     radius = max_distance // BANDS
-    ranges = [
-        and_(PhotoHashBand.band == band, PhotoHashBand.value.in_(band_neighbours(value, radius)))
-        for band, value in bands(phash)
-    ]
-    candidate_ids = select(PhotoHashBand.photo_id).where(or_(*ranges))
-    candidates: Iterable[tuple[int, int, int]] = session.execute(
-        select(Photo.id, Photo.phash, Photo.dhash).where(Photo.id.in_(candidate_ids))
-    )
+    candidates = session.execute(text(_candidates_sql(phash, radius)))
     found = []
     for photo_id, other_phash, other_dhash in candidates:
         near = distance(phash, other_phash)
