@@ -76,7 +76,7 @@ def near_photos(
     if max_dhash_distance is None:
         max_dhash_distance = max_distance
     radius = max_distance // BANDS
-    candidates = session.execute(text(_candidates_sql(phash, radius)))
+    candidates = session.execute(text(_candidates_sql(phash, radius))).all()  # one fetchall: rows cost less
     found = []
     for photo_id, other_phash, other_dhash in candidates:
         near = distance(phash, other_phash)

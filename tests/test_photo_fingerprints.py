@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from fixtures.photos.variants import base_photos, other_photo_variants, same_photo_variants
+from fixtures.photos.variants import base_photos, other_photo_variants, recode, same_photo_variants
 from PIL import Image
 
 from crawler.fingerprints import (
@@ -114,6 +114,19 @@ def test_reencoded_and_resized_reposts_stay_close(same_pairs: list[Pair], edit: 
     """Re-encodes and resizes barely move either hash: far inside the threshold, whatever the photo."""
     for pair in (p for p in same_pairs if p.edit == edit):
         assert pair.phash_distance <= 4 and pair.dhash_distance <= 6, pair
+
+
+def test_a_marketplace_sized_upload_matches_the_small_copy(
+    photos: dict[str, Image.Image], prints: dict[str, Fingerprint]
+) -> None:
+    """Hashing box-reduces big images first (crawler.fingerprints.SMALL_SIDE): a 1200 px upload of a photo
+    still matches the 320 px copy, and its nearest other photo stays far."""
+    for name, image in photos.items():
+        scale = 1200 / max(image.size)
+        big = recode(image.resize((round(image.width * scale), round(image.height * scale))), "JPEG", quality=85)
+        got = fingerprint(big)
+        assert is_same_photo(got, prints[name]), name
+        assert not any(is_same_photo(got, prints[other]) for other in prints if other != name), name
 
 
 def test_two_plates_of_one_model_are_different_photos(prints: dict[str, Fingerprint]) -> None:
