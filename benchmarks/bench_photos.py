@@ -197,24 +197,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", help="Also measure on this PostgreSQL URL (a database of its own).")
     parser.add_argument("--skip-hashing", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true", help="Measure the look-up on PostgreSQL only.")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if not args.skip_hashing:
         bench_hashing(args.rounds)
     with tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'photos.sqlite'}")
-        upgrade_engine(engine)
-        try:
-            bench_lookup(engine, "SQLite", sizes, args.rounds)
-        finally:
-            engine.dispose()
+        if not args.skip_sqlite:
+            run_lookup(f"sqlite:///{Path(folder) / 'photos.sqlite'}", "SQLite", sizes, args.rounds)
     if args.postgres:
-        engine = make_engine(args.postgres)
-        upgrade_engine(engine)
-        try:
-            bench_lookup(engine, "PostgreSQL", sizes, args.rounds)
-        finally:
-            engine.dispose()
+        run_lookup(args.postgres, "PostgreSQL", sizes, args.rounds)
+
+
+def run_lookup(url: str, label: str, sizes: list[int], rounds: int) -> None:
+    engine = make_engine(url)
+    upgrade_engine(engine)
+    try:
+        bench_lookup(engine, label, sizes, rounds)
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":
