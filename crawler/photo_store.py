@@ -82,10 +82,10 @@ def store_photo(root: Path, sha256: str, body: bytes, thumbnail: bytes) -> bool:
     original = photo_path(root, sha256)
     thumb = thumb_path(root, sha256)
     written = False
-    if not original.exists():
-        _write_atomically(original, body)
-        written = True
-    if not thumb.exists():
-        _write_atomically(thumb, thumbnail)
-        written = True
+    for path, data in ((original, body), (thumb, thumbnail)):
+        if path.exists():
+            os.utime(path)  # in use again now: `photos gc` leaves files younger than its grace period alone
+        else:
+            _write_atomically(path, data)
+            written = True
     return written

@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "notify": ("notify",),
     "watch": ("watch",),
     "feed": ("feed",),
+    "photos": ("photos",),
 }
 
 app = typer.Typer(
