@@ -30,8 +30,9 @@ from crawler.fingerprints import distance
 from db.bulk import KEYS_PER_LOOKUP, one_of
 from db.models import Appearance, Instrument, Listing, ListingPhoto, Photo
 from db.photo_index import SAME_PHOTO_DISTANCE, near_photos
+from pipeline.results import FLAG_PHOTO_REUSED
 
-PHOTO_REUSED = "photo_reused"
+PHOTO_REUSED = FLAG_PHOTO_REUSED
 SAME_PHOTO_RULE = "same_photo"
 MAX_PAIRS = 12  # pairs kept as evidence per listing pair (a listing keeps at most 12 photos by default)
 

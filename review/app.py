@@ -43,7 +43,7 @@ from db.migrate import upgrade_engine
 from db.models import APPEARANCE_KINDS, FLAG_STATUSES, Flag
 from pipeline.analyse import analyse_listing
 from pipeline.normalise import normalise_with_map, original_span
-from pipeline.results import FLAG_CODES, Field
+from pipeline.results import ALL_FLAG_CODES, Field
 from pipeline.rules import Rules
 from pipeline.serials import extract_serial_candidates
 from review import photos, queries
@@ -317,7 +317,7 @@ def queue_page(request: Request) -> Response:
             "filters": filters,
             "counts": counts,
             "total": sum(n for _, n in counts),
-            "codes": sorted(set(FLAG_CODES) | {c for c, _ in counts}),
+            "codes": sorted(set(ALL_FLAG_CODES) | {c for c, _ in counts}),
             "sources": sources,
             "statuses": FLAG_STATUSES,
             "next_url": _with_params("/", **filters.as_params(), limit=params.get("limit"), after=next_cursor)
@@ -399,6 +399,7 @@ def listing_page(request: Request) -> Response:
                 "suggestions": [str(s) for s in f.details.get("suggestions") or ()],
                 "models": [str(m) for m in f.details.get("models") or () if m in config.rules.models],
                 "appearance": next((a for a in view.appearances if a.appearance.id == f.appearance_id), None),
+                "photo_matches": photos.reused_matches(f.details),
             }
             for f in view.flags
         ]

@@ -196,3 +196,38 @@ def _mark_matches(columns: list[PhotoColumn], photos: dict[int, list[KeptPhoto]]
                 b.matches.append((a.anchor, f"{words}: photo {a.position + 1} of {left.label}"))
             if pairs and (left.this or right.this):
                 left.shares = right.shares = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReusedMatch:
+    """One pair of a `photo_reused` flag, checked for display: this listing's photo and the earlier one."""
+
+    position: int
+    sha256: str
+    listing_id: int
+    serials: str
+    earlier_position: int
+    earlier_sha256: str
+    distance: int
+
+
+def reused_matches(details: dict[str, Any]) -> list[ReusedMatch]:
+    """The pairs a `photo_reused` flag names (db.photo_matching), skipping any entry that is not well formed:
+    the hashes go into URLs, so only 64-hex-digit ones pass."""
+    found = []
+    for entry in details.get("matches") or ():
+        try:
+            match = ReusedMatch(
+                int(entry["position"]),
+                str(entry["sha256"]),
+                int(entry["listing_id"]),
+                ", ".join(str(s) for s in entry.get("serials") or ()),
+                int(entry["earlier_position"]),
+                str(entry["earlier_sha256"]),
+                int(entry["distance"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if SHA256.fullmatch(match.sha256) and SHA256.fullmatch(match.earlier_sha256):
+            found.append(match)
+    return found

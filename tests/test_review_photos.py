@@ -179,3 +179,17 @@ def test_kept_photos_replace_the_marketplace_urls(engine: Engine, rules: Rules, 
     html = client_for(engine, rules, root, remote_photos=True).get("/listing/1").text
     assert f'<img src="/photos/{sha(data)}/thumb"' in html
     assert "https://img.example/1/0.jpg" not in html
+
+
+def test_photo_reused_flag_shows_both_photos_and_the_earlier_listing(engine: Engine, rules: Rules, root: Path) -> None:
+    front = picture(12)
+    ingest(engine, rules, root, record(1, "Korg MS-20 s/n 140144"), [jpeg(front)])
+    copy = reuploaded(front)
+    ingest(engine, rules, root, record(2, "Korg MS-20 s/n 145201", posted_at="2026-05-01T10:00:00+00:00"), [copy])
+    client = client_for(engine, rules, root)
+    html = client.get("/listing/2").text
+    card = html.split('class="code code-photo_reused"')[1].split("</section>")[0]
+    assert f'<img src="/photos/{sha(copy)}/thumb"' in card and f'<img src="/photos/{sha(jpeg(front))}/thumb"' in card
+    assert 'photo 1 is photo 1 of <a href="/listing/1">listing 1</a> (MS-20 140144)' in card
+    queue = client.get("/").text
+    assert "photo_reused" in queue and "earlier listing 1 (MS-20 140144)" in queue

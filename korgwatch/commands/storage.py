@@ -29,7 +29,7 @@ from korgwatch.output import Format, FormatOption, emit, nothing_found
 from korgwatch.paths import config_dir
 from korgwatch.progress import INTERRUPTED_EXIT, WorkProgress, count_lines, stop_on_interrupt
 from korgwatch.store import DbOption, Store, first_line, open_store, resolve_store, upgrade_store
-from pipeline.results import FLAG_CODES
+from pipeline.results import ALL_FLAG_CODES
 from pipeline.rules import Rules, RulesError, load_rules
 
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep
@@ -391,7 +391,7 @@ def _filter(action: Callable[[], str]) -> str:
 
 
 def queue(
-    code: Annotated[str | None, typer.Option(help=f"Only this flag code ({', '.join(FLAG_CODES)}).")] = None,
+    code: Annotated[str | None, typer.Option(help=f"Only this flag code ({', '.join(ALL_FLAG_CODES)}).")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model (any name or alias: MS-20, ms20).")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     db: DbOption = None,
