@@ -148,10 +148,13 @@ class PhotoMatcher:
         planned: Sequence[SightingLike],
         order: Callable[[Any], Any],
     ) -> PhotoMatcher:
-        """Read the stored sightings (with kept photos) of these instruments and the planned sightings' photos."""
+        """Read the planned sightings' kept photos, and the stored sightings with kept photos of the instruments
+        classified from their whole history (`instrument_ids`) and of those whose planned sightings have photos
+        (an instrument whose new sightings have none needs no history: they can match nothing)."""
         matcher = cls(order)
         matcher.photos = kept_photos(session, [s.listing_id for s in planned])
-        wanted = sorted(set(instrument_ids) | {s.instrument_id for s in planned})
+        with_photos = {s.instrument_id for s in planned if s.listing_id in matcher.photos}
+        wanted = sorted(set(instrument_ids) | with_photos)
         entries: dict[int, list[_Entry]] = defaultdict(list)
         for chunk in _chunks(wanted):
             rows = session.execute(
