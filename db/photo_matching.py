@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from crawler.fingerprints import distance
@@ -157,28 +157,7 @@ class PhotoMatcher:
         wanted = sorted(set(instrument_ids) | with_photos)
         entries: dict[int, list[_Entry]] = defaultdict(list)
         for chunk in _chunks(wanted):
-            rows = session.execute(
-                select(
-                    Appearance.instrument_id,
-                    Appearance.id,
-                    Appearance.listing_id,
-                    Appearance.seen_at,
-                    Appearance.kind_evidence,
-                    ListingPhoto.position,
-                    Photo.id,
-                    Photo.sha256,
-                    Photo.phash,
-                    Photo.dhash,
-                )
-                .join(ListingPhoto, ListingPhoto.listing_id == Appearance.listing_id)
-                .join(Photo, Photo.id == ListingPhoto.photo_id)
-                .where(
-                    one_of(session, Appearance.instrument_id, chunk),
-                    Appearance.status != "dismissed",
-                    ListingPhoto.status == "kept",
-                )
-                .order_by(Appearance.id, ListingPhoto.position)
-            )
+            rows = session.execute(instrument_photos_statement(session, chunk))
             seen: set[int] = set()
             for iid, aid, lid, seen_at, evidence, position, pid, sha, phash, dhash in rows:
                 if aid not in seen:
@@ -236,6 +215,34 @@ class PhotoMatcher:
                 update(Appearance), [{"id": aid, "kind_evidence": ev} for aid, ev in sorted(self.updates.items())]
             )
             self.updates.clear()
+
+
+def instrument_photos_statement(session: Session, instrument_ids: Sequence[int]) -> Select[Any]:
+    """The kept photos of these instruments' sightings: appearances by instrument (ix_appearances_instrument_id_
+    seen_at), their listings' photos by listing (listing_photos' unique key), the photos by id. On its own so a
+    test can check the plan: it never reads the photo tables whole."""
+    return (
+        select(
+            Appearance.instrument_id,
+            Appearance.id,
+            Appearance.listing_id,
+            Appearance.seen_at,
+            Appearance.kind_evidence,
+            ListingPhoto.position,
+            Photo.id,
+            Photo.sha256,
+            Photo.phash,
+            Photo.dhash,
+        )
+        .join(ListingPhoto, ListingPhoto.listing_id == Appearance.listing_id)
+        .join(Photo, Photo.id == ListingPhoto.photo_id)
+        .where(
+            one_of(session, Appearance.instrument_id, instrument_ids),
+            Appearance.status != "dismissed",
+            ListingPhoto.status == "kept",
+        )
+        .order_by(Appearance.id, ListingPhoto.position)
+    )
 
 
 class _Key(NamedTuple):

@@ -200,3 +200,19 @@ def test_shared_photos_keeps_different_pictures_apart(
             1 for i in range(len(seeds)) for j in range(len(seeds)) if i != j and shared_photos(copies[i], originals[j])
         )
         assert (missed, false) == (0, 0)
+
+
+def test_an_instruments_photos_are_read_through_indexes(sqlite_engine: Engine) -> None:
+    """The photo rule's read never scans appearances, listing_photos or photos (SQLite's query plan)."""
+    from db.photo_matching import instrument_photos_statement
+
+    with session_scope(sqlite_engine) as session:
+        compiled = instrument_photos_statement(session, [1, 2, 3]).compile(session.get_bind())
+        params = tuple(compiled.construct_params()[name] for name in compiled.positiontup or ())
+        plan = "\n".join(
+            row[3] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+        )
+    for table in ("appearances", "listing_photos", "photos"):
+        assert f"SCAN {table}" not in plan, plan
+    assert "SEARCH appearances USING INDEX ix_appearances_instrument_id_seen_at" in plan, plan
+    assert "SEARCH listing_photos USING INDEX" in plan and "SEARCH photos USING INTEGER PRIMARY KEY" in plan, plan
