@@ -156,6 +156,7 @@ class PhotoMatcher:
         with_photos = {s.instrument_id for s in planned if s.listing_id in matcher.photos}
         wanted = sorted(set(instrument_ids) | with_photos)
         entries: dict[int, list[_Entry]] = defaultdict(list)
+        have = {(p.listing_id, p.position) for photos in matcher.photos.values() for p in photos}
         for chunk in _chunks(wanted):
             rows = session.execute(instrument_photos_statement(session, chunk))
             seen: set[int] = set()
@@ -165,9 +166,9 @@ class PhotoMatcher:
                     key = order(_Key(iid, lid, seen_at, aid))
                     entries[iid].append(_Entry(key, lid, aid, evidence))
                     matcher.photos.setdefault(lid, [])
-                photos = matcher.photos[lid]
-                if not any(p.position == position for p in photos):
-                    photos.append(KeptPhoto(lid, position, pid, sha, phash, dhash))
+                if (lid, position) not in have:  # a listing with sightings of several instruments comes back again
+                    have.add((lid, position))
+                    matcher.photos[lid].append(KeptPhoto(lid, position, pid, sha, phash, dhash))
         for sighting in planned:
             if matcher.photos.get(sighting.listing_id):
                 entries[sighting.instrument_id].append(_Entry(order(sighting), sighting.listing_id, None, None))
