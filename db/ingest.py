@@ -9,8 +9,9 @@ alone: they are reported, the rest is stored.
 How an appearance is classified (the register page's vocabulary):
 - the first sighting of a model+serial is `new`, unless the register already has it (then the listing is a
   later sale of a known instrument: `duplicate_sale`);
-- a later sighting is `repost` when it has the same seller as the previous sighting within the repost window,
-  or shares an image URL with it ("same photos, probably same seller"), else `duplicate_sale`.
+- a later sighting is `repost` when one of its kept photos is near-identical to one of ANY earlier sighting's
+  (db.photo_matching: the pair is kept as `kind_evidence`), when it has the same seller as the previous
+  sighting within the repost window, or shares an image URL with it, else `duplicate_sale`.
 Sightings are ordered by the listing's posted time (else first-seen), so ingesting an old archive after a new
 crawl still gives the January listing `new` and the June one `duplicate_sale`.
 
@@ -46,6 +47,7 @@ from db.engine import session_scope
 from db.findings import Analyser, Findings, FoundInstrument, analyse_findings
 from db.jsonlines import LineError, numbered_lines, read_json_line
 from db.models import Appearance, Flag, Instrument, Listing, ListingRevision, RegisterEntry, Source
+from db.photo_matching import BatchSighting, PhotoMatcher, photo_reused_flags
 from db.photos import FetchedPhoto, ListingKey, store_listing_photos
 from db.records import RecordError, StoredRecord, normalise_record
 from pipeline.rules import Rules
@@ -275,32 +277,43 @@ class Sighting:
     kind: str | None = None
     kind_locked: bool = False
     id: int | None = None  # None for an appearance about to be inserted
+    evidence: dict[str, Any] | None = None  # why a planned sighting got its kind (db.photo_matching)
 
 
 def _same_seller(a: str | None, b: str | None) -> bool:
     return bool(a and b and a.strip().casefold() == b.strip().casefold())
 
 
-def classify(sightings: list[Sighting], register_urls: set[str] | None, window: timedelta) -> list[str]:
+def classify(
+    sightings: list[Sighting],
+    register_urls: set[str] | None,
+    window: timedelta,
+    photos: PhotoMatcher | None = None,
+) -> list[str]:
     """The kind of each sighting of ONE instrument, given in order (oldest first).
 
     `register_urls` is None when the register does not know the serial, else the URLs it cites: a listing the
-    register itself cites is the register's own first sighting, so it stays `new`.
+    register itself cites is the register's own first sighting, so it stays `new`. `photos` adds the photo
+    rule: a near-identical kept photo shared with ANY earlier sighting makes a `repost` (db.photo_matching).
     """
     kinds: list[str] = []
     previous: Sighting | None = None
     for sighting in sightings:
+        evidence = None
         if sighting.kind_locked and sighting.kind:
             kind = sighting.kind
         elif previous is None:
             known = register_urls is not None and sighting.url not in register_urls
             kind = "duplicate_sale" if known else "new"
-        elif (
+        elif (photos is not None and (evidence := photos.earlier_match(sighting)) is not None) or (
             _same_seller(sighting.seller, previous.seller) and abs(sighting.seen_at - previous.seen_at) <= window
         ) or (sighting.images & previous.images):
             kind = "repost"
         else:
             kind = "duplicate_sale"
+        if photos is not None and previous is not None and not sighting.kind_locked:
+            sighting.evidence = evidence
+            photos.settle(sighting, evidence)
         kinds.append(kind)
         previous = sighting
     return kinds
@@ -355,6 +368,7 @@ def plan_kinds(
     # The register matters only where a sighting is the first one classify sees.
     firsts = [iid for iid in (*fresh, *ids) if iid in whole or iid not in latest]
     register = register_urls(session, {models_serials[iid] for iid in firsts if iid in models_serials})
+    photos = PhotoMatcher.load(session, sorted(whole), planned, _sort_key)
 
     changes: list[tuple[int, str]] = []
     for iid in firsts:
@@ -366,7 +380,7 @@ def plan_kinds(
             only.kind = "duplicate_sale" if urls is not None and only.url not in urls else "new"
             continue
         sightings.sort(key=_sort_key)
-        for sighting, kind in zip(sightings, classify(sightings, urls, window), strict=True):
+        for sighting, kind in zip(sightings, classify(sightings, urls, window, photos), strict=True):
             if sighting.id is None:
                 sighting.kind = kind
             elif sighting.kind != kind:
@@ -375,8 +389,9 @@ def plan_kinds(
         if iid in whole:
             continue
         sightings = [last, *planned_by[iid]]
-        for sighting, kind in zip(sightings[1:], classify(sightings, None, window)[1:], strict=True):
+        for sighting, kind in zip(sightings[1:], classify(sightings, None, window, photos)[1:], strict=True):
             sighting.kind = kind
+    photos.write_evidence(session)
     return changes
 
 
@@ -736,6 +751,10 @@ def _store_analyses(
         ):
             old_flags[flag_row.listing_id].append(flag_row)
 
+    reused = photo_reused_flags(
+        session,
+        [BatchSighting(a.listing_id, i.model, i.serial, a.seen_at) for a in analysed for i in a.findings if i.serial],
+    )
     planned: list[tuple[Sighting, dict[str, Any]]] = []
     app_updates: list[dict[str, Any]] = []
     keep_apps: set[int] = set()
@@ -753,17 +772,18 @@ def _store_analyses(
                 continue
             seen.add((instrument.model, instrument.serial))
             key = (item.listing_id, instrument.model, instrument.serial)
-            status = "pending" if instrument.flags else "counted"
+            flags = [*instrument.flags, *reused.get(key, ())]
+            status = "pending" if flags else "counted"
             old = old_apps.get(key)
             if old is not None:
                 keep_apps.add(old.id)
                 update_row = {"id": old.id, **_span(instrument)}
                 if old.reviewed_at is None:
                     update_row["status"] = status
-                    wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
+                    wanted_flags.extend((item.listing_id, key, flag) for flag in flags)
                 app_updates.append(update_row)
                 continue
-            wanted_flags.extend((item.listing_id, key, flag) for flag in instrument.flags)
+            wanted_flags.extend((item.listing_id, key, flag) for flag in flags)
             iid = instrument_ids[(instrument.model, instrument.serial)]
             units = split_units.get((instrument.model, instrument.serial))
             if units:
@@ -800,7 +820,7 @@ def _store_analyses(
     def insert_planned() -> None:
         if not planned:
             return
-        rows = [{**row, "kind": sighting.kind} for sighting, row in planned]
+        rows = [{**row, "kind": sighting.kind, "kind_evidence": sighting.evidence} for sighting, row in planned]
         ids = bulk_insert_ids(session, Appearance.__table__, rows)
         if ids is not None:
             for row, app_id in zip(rows, ids, strict=True):

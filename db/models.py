@@ -222,6 +222,9 @@ class Appearance(Base):
     serial_start: Mapped[int | None] = mapped_column(Integer)
     serial_end: Mapped[int | None] = mapped_column(Integer)
     fits: Mapped[list[str]] = mapped_column(default=list)
+    # Why the classifier chose `kind` when a rule left a trace: {"rule": "same_photo", "earlier": ..., ...}
+    # (db.photo_matching); None for the other rules. Migration 0009_photo_use.
+    kind_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     seen_at: Mapped[datetime]
     created_at: Mapped[datetime]
     reviewed_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ the list of valid values.
 from __future__ import annotations
 
 from pipeline.normalise import alias_key
-from pipeline.results import FLAG_CODES
+from pipeline.results import ALL_FLAG_CODES
 from pipeline.rules import Rules
 
 
@@ -35,6 +35,6 @@ def canonical_model(rules: Rules, text: str) -> str:
 def flag_code(text: str) -> str:
     """A flag code, case-insensitively; unknown ones are refused with the list."""
     code = text.strip().lower().replace("-", "_")
-    if code not in FLAG_CODES:
-        raise FilterError(f"--code: unknown flag code {text!r}; flag codes: {', '.join(FLAG_CODES)}")
+    if code not in ALL_FLAG_CODES:
+        raise FilterError(f"--code: unknown flag code {text!r}; flag codes: {', '.join(ALL_FLAG_CODES)}")
     return code

@@ -21,6 +21,10 @@ FLAG_CODES = (
     FLAG_SERIAL_FORMAT_UNKNOWN,
     FLAG_TITLE_BODY_MISMATCH,
 )
+# Raised by the store, not the analyser: a listing's kept photo is an earlier listing's of another serial
+# (db/photo_matching.py). Every code a reviewer or a filter may meet:
+FLAG_PHOTO_REUSED = "photo_reused"
+ALL_FLAG_CODES = (*FLAG_CODES, FLAG_PHOTO_REUSED)
 
 _T = TypeVar("_T")
 

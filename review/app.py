@@ -2,8 +2,9 @@
 
 Every decision goes through `db/review.py` (which writes the review log); every read through `db/queries.py`
 or `review/queries.py`. The app adds only what a web page must: escaping (Jinja autoescape), CSRF tokens,
-optional HTTP basic auth, security headers. It never fetches a listing's URL or images: the reviewer's
-browser loads the photos straight from the marketplace.
+optional HTTP basic auth, security headers. It never fetches a listing's URL or images: photos come from
+the store the crawl keeps (`review/photos.py`, by hash), and only with `remote_photos` does the reviewer's
+browser load a listing's photos straight from the marketplace when nothing was kept.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ from db.migrate import upgrade_engine
 from db.models import APPEARANCE_KINDS, FLAG_STATUSES, Flag
 from pipeline.analyse import analyse_listing
 from pipeline.normalise import normalise_with_map, original_span
-from pipeline.results import FLAG_CODES, Field
+from pipeline.results import ALL_FLAG_CODES, Field
 from pipeline.rules import ModelRule, Rules
 from pipeline.serials import extract_serial_candidates
-from review import model_queries, queries
+from review import model_queries, photos, queries
 from review.auth import AuthThrottle, clean_user
 from review.present import Chart, DensityChart, Span, density_chart, model_chart, model_estimates, safe_url, segments
 
@@ -54,10 +55,13 @@ logger = logging.getLogger(__name__)
 CSRF_COOKIE = "kw_csrf"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Images from this origin only: kept photos are served by hash from the store (review/photos.py).
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# With `remote_photos`, a listing with no kept photo shows the marketplace's images (http(s) only).
+CSP_REMOTE_PHOTOS = CSP.replace("img-src 'self';", "img-src 'self' https: http:;")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -97,6 +101,8 @@ class ReviewConfig:
     throttle: AuthThrottle = field(default_factory=AuthThrottle)  # failed sign-ins per client
     public_feeds: tuple[str, ...] = ()  # Atom feeds a reader gets without the token (notify.yaml: public_feeds)
     public_base_url: str | None = None  # feeds' links: where the page is reachable (else the request's host)
+    photo_root: Path | None = None  # the kept photos (default: the data directory's photos/)
+    remote_photos: bool = False  # no kept photo: load the marketplace's images in the browser (widens the CSP)
 
 
 def is_loopback(host: str) -> bool:
@@ -183,6 +189,8 @@ class GuardMiddleware(BaseHTTPMiddleware):
                 response.set_cookie(CSRF_COOKIE, seed, httponly=True, samesite="strict", path="/")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if config.remote_photos:
+            response.headers["Content-Security-Policy"] = CSP_REMOTE_PHOTOS
         if response.media_type == "text/html" or response.headers.get("content-type", "").startswith("text/html"):
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -309,7 +317,7 @@ def queue_page(request: Request) -> Response:
             "filters": filters,
             "counts": counts,
             "total": sum(n for _, n in counts),
-            "codes": sorted(set(FLAG_CODES) | {c for c, _ in counts}),
+            "codes": sorted(set(ALL_FLAG_CODES) | {c for c, _ in counts}),
             "sources": sources,
             "statuses": FLAG_STATUSES,
             "next_url": _with_params("/", **filters.as_params(), limit=params.get("limit"), after=next_cursor)
@@ -378,6 +386,8 @@ def listing_page(request: Request) -> Response:
         spans = _candidate_spans(listing.title, listing.body or "", config.rules, view)
         open_flag_ids = [f.id for f in view.flags if f.status == "open"]
         next_flag = queries.neighbour_flag(session, open_flag_ids[-1]) if open_flag_ids else None
+        kept, remote = photos.listing_photos(session, listing)
+        panels = photos.photo_panels(session, listing.id, [(a.appearance.id, a.timeline) for a in view.appearances])
         next_listing = None
         if next_flag is not None:
             nf = session.get(Flag, next_flag)
@@ -389,6 +399,7 @@ def listing_page(request: Request) -> Response:
                 "suggestions": [str(s) for s in f.details.get("suggestions") or ()],
                 "models": [str(m) for m in f.details.get("models") or () if m in config.rules.models],
                 "appearance": next((a for a in view.appearances if a.appearance.id == f.appearance_id), None),
+                "photo_matches": photos.reused_matches(f.details),
             }
             for f in view.flags
         ]
@@ -401,7 +412,10 @@ def listing_page(request: Request) -> Response:
                 "flags": flags,
                 "title_segments": segments(listing.title, spans["title"]),
                 "body_segments": segments(listing.body or "", spans["body"]),
-                "images": [u for u in (safe_url(i) for i in listing.images or []) if u],
+                "kept": kept,
+                "images": remote,
+                "panels": panels,
+                "remote_photos": config.remote_photos,
                 "kinds": APPEARANCE_KINDS,
                 "next_url": f"/listing/{next_listing}" if next_listing else None,
                 "here": f"/listing/{listing.id}",
@@ -717,6 +731,8 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
         Route("/feeds/sightings.atom", feeds_page, name="feed_sightings"),
         Route("/feeds/queue.atom", feeds_page, name="feed_queue"),
         Route("/feeds/models/{name:path}.atom", feeds_page, name="feed_model"),
+        Route("/photos/{sha}", photos.photo_file, name="photo"),
+        Route("/photos/{sha}/thumb", photos.photo_file, name="photo_thumb"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handler: Callable[[Request, Exception], Awaitable[Response]] = http_error
@@ -729,4 +745,5 @@ def create_app(config: ReviewConfig, engine: Engine | None = None) -> Starlette:
     app.state.engine = engine
     app.state.read_engine = engine.execution_options(**{READ_OPTION: True})
     app.state.templates = _templates()
+    app.state.photo_root = config.photo_root or photos.default_photo_root()
     return app

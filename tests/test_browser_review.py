@@ -206,3 +206,75 @@ def test_undo_counts_force_and_phone_width(sqlite_url: str, rules: Rules) -> Non
         assert (forced.note, forced.new_value["forced"]) == ("the plate photo is clear", True)
         assert session.get(Flag, flags[3][0]).status == "open"  # type: ignore[union-attr]
     engine.dispose()
+
+
+def test_side_by_side_photos_come_from_the_store(sqlite_url: str, rules: Rules, tmp_path: Path) -> None:
+    """Issue 15: the listing page shows every appearance's photos side by side, each loaded from this server's
+    store by hash (the browser asks no other host), the re-uploaded plate photo marked and linked to the
+    original, under the CSP that allows only this origin's images."""
+    sync_playwright = _need_browser()
+    from fixtures.storage.photos import jpeg, keeping_analyser, picture, reuploaded
+
+    from review.app import LOOPBACK_HOSTS, ReviewConfig
+    from review.screenshots import CHROMIUM_ARGS, running_server
+
+    engine = make_engine(sqlite_url)
+    upgrade_engine(engine)
+    root = tmp_path / "photos"
+    plate, front, other = picture(61), picture(62), picture(63)
+    listings = [
+        ({"title": "Korg MS-20 s/n 140144", "seller": "alice"}, [jpeg(front), jpeg(plate)], NOW),
+        ({"title": "KORG MS20 140144 serviced", "seller": "bob"}, [jpeg(other), reuploaded(plate)], NOW),
+    ]
+    for n, (over, photos, when) in enumerate(listings, start=1):
+        record = {
+            "source": "reverb",
+            "url": f"https://reverb.com/item/{n}",
+            "external_id": str(n),
+            "body": "",
+            "posted_at": f"2026-0{n + 2}-01T10:00:00Z",
+            "images": [f"https://img.example/{n}/{i}.jpg" for i in range(2)],
+            **over,
+        }
+        with session_scope(engine) as session:
+            analyser = keeping_analyser(session, root, {record["title"]: photos})
+            ingest_records(session, [record], rules, now=when, analyser=analyser)
+    config = ReviewConfig(sqlite_url, rules, reviewer="browser", allowed_hosts=LOOPBACK_HOSTS, photo_root=root)
+    with running_server(config) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            requested: list[str] = []
+            page.on("request", lambda r: requested.append(r.url))
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url + "/listing/2")
+            columns = page.locator(".photo-cols .photo-col")
+            assert columns.count() == 2
+            assert "this listing" in columns.nth(1).inner_text() and "listing 1" in columns.nth(0).inner_text()
+            images = page.locator(".photo-cols img")
+            assert images.count() == 4
+            for i in range(4):
+                images.nth(i).scroll_into_view_if_needed()
+            page.wait_for_function(
+                "[...document.querySelectorAll('.photo-cols img')].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=10_000,
+            )
+            srcs = [images.nth(i).evaluate("i => i.currentSrc") for i in range(4)]
+            assert all(s.startswith(url + "/photos/") and s.endswith("/thumb") for s in srcs), srcs
+            widths = [images.nth(i).evaluate("i => i.naturalWidth") for i in range(4)]
+            assert max(widths) == 320  # the thumbnails, not the full photos
+            # The plate photo and its re-upload: marked in both columns, each linking to the other.
+            matched = page.locator(".photo-col .photo.matched")
+            assert matched.count() == 2
+            link = matched.nth(1).locator("a.match")
+            target = link.get_attribute("href")
+            assert target is not None and target.startswith("#p")
+            link.click()
+            assert page.evaluate("location.hash") == target
+            assert "Repost: shares photos with listing 1" in page.locator(".kind-evidence").inner_text()
+            assert [u for u in requested if not u.startswith(url)] == []  # nothing from the marketplace
+            assert not [e for e in errors if "Content Security Policy" in e], errors
+        finally:
+            browser.close()
+    engine.dispose()

@@ -22,7 +22,7 @@ from db.engine import read_scope
 from korgwatch.commands.common import ConfigOption, checked, fail, reading, rules_of
 from korgwatch.output import Format, FormatOption, emit, emit_pages, nothing_found
 from korgwatch.store import DbOption
-from pipeline.results import FLAG_CODES
+from pipeline.results import ALL_FLAG_CODES
 
 QUEUE_LIMIT = 50  # flags `korgwatch queue` shows unless told otherwise
 
@@ -59,7 +59,7 @@ class FirstRows:
 
 
 def queue(
-    code: Annotated[str | None, typer.Option(help=f"Only this flag code ({', '.join(FLAG_CODES)}).")] = None,
+    code: Annotated[str | None, typer.Option(help=f"Only this flag code ({', '.join(ALL_FLAG_CODES)}).")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model (any name or alias: MS-20, ms20).")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     limit: Annotated[

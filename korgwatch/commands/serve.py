@@ -37,6 +37,14 @@ def serve(
     config: Annotated[
         Path | None, typer.Option("--config", help="Rules folder (default: KORGWATCH_CONFIG or the shipped config/).")
     ] = None,
+    remote_photos: Annotated[
+        bool,
+        typer.Option(
+            "--remote-photos",
+            help="When a listing has no kept photo, let your browser load its photos from the marketplace "
+            "(the page's CSP then allows http(s) images; by default only kept photos show, others as links).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the review queue: open flags, listings with their serials highlighted, one-key decisions.
 
@@ -96,6 +104,7 @@ def serve(
         token=token,
         # On loopback, refuse other Host headers: a web page cannot reach us through DNS rebinding.
         allowed_hosts=(*LOOPBACK_HOSTS, host.strip("[]")) if loopback else None,
+        remote_photos=remote_photos,
     )
     app = create_app(review_config)
     try:
