@@ -172,4 +172,18 @@ def store_error_message(url: str, exc: BaseException) -> str:
         )
     original = getattr(exc, "orig", None) or exc
     detail = " ".join(str(original).split())[:300]
+    if "disk is full" not in detail and _sqlite_disk_full(url):
+        detail += " (the disk holding the store is full)"  # SQLite may say only "disk I/O error" then
     return f"error: {where}: the store failed: {type(original).__name__}: {detail}"
+
+
+def _sqlite_disk_full(url: str) -> bool:
+    """Whether a SQLite store's file sits on a file system with no room left (what an I/O error then means)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return False
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(parsed.database)))
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
