@@ -24,7 +24,7 @@ _TOP = 1 << (BITS - 1)
 _MASK = (1 << BITS) - 1
 
 #: pHash and dHash distance up to which two photos count as the same picture, both hashes at once. Chosen from
-#: the variant set of tests/test_photo_fingerprints.py (docs/photo-fingerprints.md): re-encodes, resizes, WebP
+#: the variant set of tests/test_photo_fingerprints.py (docs/photos.md, "Fingerprints"): re-encodes, resizes, WebP
 #: recompression, brightness changes and crops up to 3.5 % stay within 6 (pHash) and 8 (dHash); crops of 5 %
 #: reach 12 and 10; the nearest different photos are at pHash 10 (two MS-20 plates, dHash 32) and dHash 13.
 SAME_PHOTO_DISTANCE = 10

@@ -2,7 +2,7 @@
 
 Variants come from tests/fixtures/photos/variants.py (Pillow edits of the base fixtures: real photographs from
 scikit-image and drawn number plates). The rates are printed (`pytest -s`) and documented in
-docs/photo-fingerprints.md.
+docs/photos.md, "Fingerprints".
 """
 
 from __future__ import annotations
