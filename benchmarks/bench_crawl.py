@@ -96,7 +96,7 @@ def run_full(base_url: str, n: int, workdir: Path) -> dict[str, Any]:
         db_url=db_url,
         base_urls={"jsonld": base_url},
         evidence_dir=workdir / "evidence",
-        photo_dir=workdir / "photos",  # the generated listings show four distinct photos: fetched once each
+        photo_dir=workdir / "photos",  # the first four generated listings show a photo each
         polite=False,
         progress=False,
         settings={"LOG_LEVEL": "ERROR", "CLOSESPIDER_TIMEOUT": 0},

@@ -169,7 +169,8 @@ def generate_listings(source: str, n: int, seed: int = 0) -> list[dict[str, Any]
                 "price": price if source != "yahoo_auctions" else str(int(float(price)) * 150),
                 "currency": "JPY" if source == "yahoo_auctions" else "USD",
                 "posted_at": (_EPOCH - timedelta(minutes=7 * index)).isoformat(),
-                "images": [f"photos/{_GENERATED_PHOTOS[index % len(_GENERATED_PHOTOS)]}"],
+                # each photo on one listing only: shown again under another serial it would be `photo_reused`
+                "images": [f"photos/{_GENERATED_PHOTOS[index]}"] if index < len(_GENERATED_PHOTOS) else [],
                 "serial": serial,
                 "make": "Korg",
                 "model": model,

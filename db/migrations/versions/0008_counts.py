@@ -16,7 +16,7 @@ any transaction still adding an appearance to them: an insert holds KEY SHARE on
 reads their committed appearances rather than overwrite a concurrent addition.
 
 Revision ID: 0008_counts
-Revises: 0008_photos
+Revises: 0009_photo_use (merged after the photo migrations, so it comes last)
 Create Date: 2026-12-02 15:00:00.000000
 """
 
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_counts"
-down_revision: str | None = "0008_photos"
+down_revision: str | None = "0009_photo_use"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

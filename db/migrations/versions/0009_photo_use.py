@@ -2,7 +2,7 @@
 that made a later listing of a serial a `repost` of an earlier one, so the review page can show the reason.
 
 Revision ID: 0009_photo_use
-Revises: 0008_counts
+Revises: 0008_photos
 Create Date: 2026-12-02 15:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_photo_use"
-down_revision: str | None = "0008_counts"
+down_revision: str | None = "0008_photos"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
