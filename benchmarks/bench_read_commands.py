@@ -17,15 +17,18 @@ Run: .venv/bin/python benchmarks/bench_read_commands.py --n 1000000
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sqlite3
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from big_store import big_store
+from big_store import big_store, scratch_copy
 from runs import Run, Series, run, seconds
 from sqlalchemy.dialects import sqlite
 
@@ -120,9 +123,19 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=REPO, help="the korgwatch checkout to run (default: this one)")
     parser.add_argument("--no-all", action="store_true", help="leave out `queue --all` (older code has none)")
     parser.add_argument("--no-count", action="store_true", help="do not count queries (one more run of each)")
+    parser.add_argument(
+        "--as-built",
+        action="store_true",
+        help="read the kept store at the schema it was built with (for older code), not a copy upgraded to this one's",
+    )
     args = parser.parse_args()
 
-    store = big_store(args.n)
+    if args.as_built:
+        store = big_store(args.n)
+    else:  # this code refuses a store behind its schema: a copy, upgraded (the kept store stays as built)
+        scratch = Path(tempfile.mkdtemp(prefix="korgwatch-read-bench-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        store = scratch_copy(args.n, scratch)
     code = args.code.resolve()
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
     korgwatch = [sys.executable, "-m", "korgwatch.cli"]
