@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from crawler.fingerprints import BITS, SAME_PHOTO_DISTANCE, distance, to_signed
-from db.engine import make_engine, read_scope, session_scope
-from db.migrate import upgrade_engine
+from db.engine import read_scope, session_scope
 from db.models import Photo, PhotoHashBand
 from db.photo_index import MAX_INDEXED_DISTANCE, band_neighbours, index_photo, near_photos
+
+pytest_plugins = ["fixtures.storage.builders"]  # engine: an upgraded store on each backend
 
 CLUSTERS = 60  # seeds, each with neighbours at every distance up to 16 bits: many hits near every threshold
 NEIGHBOURS = 12
@@ -34,14 +34,6 @@ def _random_hashes(rng: random.Random) -> list[tuple[int, int]]:
         for _ in range(NEIGHBOURS):
             hashes.append((_flip(phash, rng.randint(0, 16), rng), _flip(dhash, rng.randint(0, 16), rng)))
     return hashes
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    upgrade_engine(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
